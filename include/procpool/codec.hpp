@@ -1,0 +1,691 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/codec.hpp: encoding of values on the wire.
+//
+// Wire layout (version 1; little-endian, explicit widths, no padding, no alignment):
+//   bool                      1 byte, 0 or 1 (anything else is corrupt)
+//   integers, char types      their own width (int32_t: 4 bytes), two's complement
+//   float, double             IEEE-754 binary32 / binary64 bit pattern
+//   enum                      its underlying integer
+//   std::byte                 1 byte
+//   string, sequences, sets   u64 element count, then the elements
+//   maps                      u64 count, then key, value, key, value...
+//   std::array<T, N>          N elements, no count
+//   optional, unique_ptr      u8 0 (empty) or 1 followed by the value
+//   variant                   u32 alternative index, then the alternative
+//   pair, tuple, aggregates   the fields in declaration order (aggregates through Boost.PFR)
+//   chrono duration           its rep;  time_point: the duration since its clock's epoch
+//   std::monostate, empty aggregates   nothing (so they cannot be the elements of a counted container)
+// A count is refused before anything is allocated when the bytes that follow could not hold it.
+#ifndef PROCPOOL_CODEC_HPP
+#define PROCPOOL_CODEC_HPP
+
+#include <procpool/config.hpp>
+#include <procpool/error.hpp>
+
+#include <boost/pfr/core.hpp>
+
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+PROCPOOL_BEGIN_NAMESPACE
+
+/// Version of the value layout described at the top of this header; checked in the worker handshake.
+inline constexpr std::uint32_t codec_version = 1;
+
+/// Tag that carries a type to an ADL `procpool_decode` overload.
+template <class T>
+struct type_tag {};
+
+class writer;
+class reader;
+
+namespace detail {
+
+template <class T>
+inline constexpr bool dependent_false = false;
+
+template <class T, template <class...> class Tmpl>
+struct is_spec : std::false_type {};
+template <template <class...> class Tmpl, class... A>
+struct is_spec<Tmpl<A...>, Tmpl> : std::true_type {};
+template <class T, template <class...> class Tmpl>
+inline constexpr bool is_spec_v = is_spec<std::remove_cv_t<T>, Tmpl>::value;
+
+template <class T>
+struct is_std_array : std::false_type {};
+template <class T, std::size_t N>
+struct is_std_array<std::array<T, N>> : std::true_type {};
+
+// The customization point, as ADL free functions. The deleted declarations stop unqualified lookup
+// from finding anything but the user's overloads.
+void procpool_encode() = delete;
+void procpool_decode() = delete;
+
+template <class T>
+concept has_member_codec = requires(const T& v, writer& w, reader& r) {
+    v.procpool_encode(w);
+    { T::procpool_decode(r) } -> std::same_as<T>;
+};
+template <class T>
+concept has_adl_codec = requires(const T& v, writer& w, reader& r) {
+    procpool_encode(w, v);
+    { procpool_decode(r, type_tag<T>{}) } -> std::same_as<T>;
+};
+
+enum class kind {
+    unsupported,
+    custom,
+    boolean,
+    arithmetic,
+    enumeration,
+    byte,
+    string,
+    sequence,
+    set_like,
+    map_like,
+    std_array,
+    optional,
+    variant,
+    monostate,
+    tuple_like,
+    duration,
+    time_point,
+    unique_ptr,
+    aggregate,
+};
+
+template <class T>
+consteval kind kind_of() {
+    using U = std::remove_cv_t<T>;
+    if constexpr (std::is_reference_v<T> || std::is_pointer_v<U> || std::is_array_v<U> ||
+                  std::is_member_pointer_v<U> || std::is_function_v<U> || std::is_void_v<U>)
+        return kind::unsupported;
+    else if constexpr (has_member_codec<U> || has_adl_codec<U>) return kind::custom;
+    else if constexpr (std::is_same_v<U, bool>) return kind::boolean;
+    else if constexpr (std::is_same_v<U, long double>) return kind::unsupported; // width differs by platform
+    else if constexpr (std::is_arithmetic_v<U>) return kind::arithmetic;
+    else if constexpr (std::is_same_v<U, std::byte>) return kind::byte;
+    else if constexpr (std::is_enum_v<U>) return kind::enumeration;
+    else if constexpr (is_spec_v<U, std::basic_string>) return kind::string;
+    else if constexpr (is_spec_v<U, std::vector> || is_spec_v<U, std::deque> || is_spec_v<U, std::list>)
+        return kind::sequence;
+    else if constexpr (is_spec_v<U, std::set> || is_spec_v<U, std::multiset> || is_spec_v<U, std::unordered_set> ||
+                       is_spec_v<U, std::unordered_multiset>)
+        return kind::set_like;
+    else if constexpr (is_spec_v<U, std::map> || is_spec_v<U, std::multimap> || is_spec_v<U, std::unordered_map> ||
+                       is_spec_v<U, std::unordered_multimap>)
+        return kind::map_like;
+    else if constexpr (is_std_array<U>::value) return kind::std_array;
+    else if constexpr (is_spec_v<U, std::optional>) return kind::optional;
+    else if constexpr (is_spec_v<U, std::variant>) return kind::variant;
+    else if constexpr (std::is_same_v<U, std::monostate>) return kind::monostate;
+    else if constexpr (is_spec_v<U, std::tuple> || is_spec_v<U, std::pair>) return kind::tuple_like;
+    else if constexpr (is_spec_v<U, std::chrono::duration>) return kind::duration;
+    else if constexpr (is_spec_v<U, std::chrono::time_point>) return kind::time_point;
+    else if constexpr (is_spec_v<U, std::unique_ptr>) return kind::unique_ptr;
+    else if constexpr (std::is_class_v<U> && std::is_aggregate_v<U>) return kind::aggregate;
+    else return kind::unsupported;
+}
+
+template <class T>
+consteval bool is_serializable();
+template <class T>
+consteval std::size_t min_wire_size();
+
+template <class Tuple, std::size_t... I>
+consteval bool all_tuple_elements(std::index_sequence<I...>) {
+    return (is_serializable<std::tuple_element_t<I, Tuple>>() && ...);
+}
+template <class T, std::size_t... I>
+consteval bool all_fields(std::index_sequence<I...>) {
+    return (is_serializable<boost::pfr::tuple_element_t<I, T>>() && ...);
+}
+template <class... A>
+consteval bool all_of_types(type_tag<std::variant<A...>>) {
+    return (is_serializable<A>() && ...);
+}
+
+template <class T>
+consteval bool is_serializable() {
+    using U = std::remove_cv_t<T>;
+    constexpr kind k = kind_of<T>();
+    if constexpr (k == kind::unsupported) return false;
+    // A count of elements that encode to nothing is bounded by no input, so it could not be refused.
+    else if constexpr (k == kind::sequence || k == kind::set_like)
+        return is_serializable<typename U::value_type>() && min_wire_size<typename U::value_type>() != 0;
+    else if constexpr (k == kind::std_array || k == kind::optional) return is_serializable<typename U::value_type>();
+    else if constexpr (k == kind::map_like)
+        return is_serializable<typename U::key_type>() && is_serializable<typename U::mapped_type>() &&
+               min_wire_size<typename U::key_type>() + min_wire_size<typename U::mapped_type>() != 0;
+    else if constexpr (k == kind::variant) return all_of_types(type_tag<U>{});
+    else if constexpr (k == kind::tuple_like)
+        return all_tuple_elements<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
+    else if constexpr (k == kind::duration) return std::is_arithmetic_v<typename U::rep>;
+    else if constexpr (k == kind::time_point) return is_serializable<typename U::duration>();
+    else if constexpr (k == kind::unique_ptr)
+        return !std::is_array_v<typename U::element_type> && !std::is_polymorphic_v<typename U::element_type> &&
+               std::is_same_v<typename U::deleter_type, std::default_delete<typename U::element_type>> &&
+               is_serializable<typename U::element_type>();
+    else if constexpr (k == kind::aggregate)
+        return all_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+    else return true;
+}
+
+} // namespace detail
+
+/// A type whose values procpool can encode and decode: arithmetic types, enums, std::byte, strings,
+/// std containers, optional, variant, tuple, pair, chrono durations and time points, unique_ptr to a
+/// non-polymorphic serializable type, aggregates of serializable fields, and types with the
+/// customization point (see `writer`).
+template <class T>
+concept serializable = detail::is_serializable<T>();
+
+namespace detail {
+
+template <class T>
+consteval std::size_t min_wire_size();
+
+template <class Tuple, std::size_t... I>
+consteval std::size_t sum_tuple_min(std::index_sequence<I...>) {
+    return (std::size_t{0} + ... + min_wire_size<std::tuple_element_t<I, Tuple>>());
+}
+template <class T, std::size_t... I>
+consteval std::size_t sum_fields_min(std::index_sequence<I...>) {
+    return (std::size_t{0} + ... + min_wire_size<boost::pfr::tuple_element_t<I, T>>());
+}
+
+/// The fewest bytes any value of T encodes to: bounds a container count by the bytes that follow it.
+template <class T>
+consteval std::size_t min_wire_size() {
+    using U = std::remove_cv_t<T>;
+    constexpr kind k = kind_of<T>();
+    if constexpr (k == kind::boolean || k == kind::byte) return 1;
+    else if constexpr (k == kind::arithmetic) return sizeof(U);
+    else if constexpr (k == kind::enumeration) return sizeof(std::underlying_type_t<U>);
+    else if constexpr (k == kind::string || k == kind::sequence || k == kind::set_like || k == kind::map_like)
+        return 8;
+    else if constexpr (k == kind::std_array) return std::tuple_size_v<U> * min_wire_size<typename U::value_type>();
+    else if constexpr (k == kind::optional || k == kind::unique_ptr) return 1;
+    else if constexpr (k == kind::variant) return 4;
+    else if constexpr (k == kind::tuple_like) return sum_tuple_min<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
+    else if constexpr (k == kind::duration) return sizeof(typename U::rep);
+    else if constexpr (k == kind::time_point) return sizeof(typename U::rep);
+    else if constexpr (k == kind::aggregate)
+        return sum_fields_min<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+    else if constexpr (k == kind::custom) return 1; // assumed: a custom encoding writes at least one byte
+    else return 0;                                  // empty types: nothing
+}
+
+template <class T>
+inline constexpr bool memcpy_sequence =
+    std::endian::native == std::endian::little && std::is_arithmetic_v<T> && !std::is_same_v<T, bool> &&
+    !std::is_same_v<T, long double>;
+
+} // namespace detail
+
+/// Appends encoded values to a byte buffer. Custom types implement either members
+/// `void procpool_encode(procpool::writer&) const` and `static T procpool_decode(procpool::reader&)`,
+/// or the ADL pair `procpool_encode(procpool::writer&, const T&)` and
+/// `T procpool_decode(procpool::reader&, procpool::type_tag<T>)`, writing and reading their parts in
+/// the same order. A custom encoding must write at least one byte (a type without state needs no customization
+/// point):
+/// \code
+/// struct celsius { double v; /* private members and invariants... */
+///     void procpool_encode(procpool::writer& w) const { w.write(v); }
+///     static celsius procpool_decode(procpool::reader& r) { return celsius{r.read<double>()}; }
+/// };
+/// \endcode
+class writer {
+public:
+    explicit writer(std::vector<std::byte>& out) noexcept : out_(&out) {}
+
+    /// Appends the encoding of `v`.
+    template <class T>
+    void write(const T& v);
+
+    /// Appends `n` raw bytes.
+    void write_bytes(const void* data, std::size_t n) {
+        if (n == 0) return;
+        auto old = out_->size();
+        out_->resize(old + n);
+        std::memcpy(out_->data() + old, data, n);
+    }
+
+    [[nodiscard]] std::vector<std::byte>& buffer() noexcept { return *out_; }
+
+private:
+    template <class T>
+    void write_int(T v) {
+        if constexpr (std::endian::native == std::endian::little || sizeof(T) == 1) {
+            write_bytes(&v, sizeof v);
+        } else {
+            unsigned char b[sizeof(T)];
+            auto u = static_cast<std::make_unsigned_t<T>>(v);
+            for (std::size_t i = 0; i < sizeof(T); ++i) b[i] = static_cast<unsigned char>(u >> (8 * i));
+            write_bytes(b, sizeof b);
+        }
+    }
+    void write_count(std::size_t n) { write_int(static_cast<std::uint64_t>(n)); }
+    template <class Range>
+    void write_elements(const Range& r) {
+        for (const auto& e : r) write<typename Range::value_type>(e); // vector<bool> yields proxies
+    }
+    template <class T>
+    void write_fields(const T& v);
+
+    std::vector<std::byte>* out_;
+};
+
+/// Reads encoded values from a byte span. Every read is bounds-checked: truncated, oversized or
+/// corrupt input throws protocol_error naming what was expected and the byte offset.
+class reader {
+public:
+    explicit reader(std::span<const std::byte> in) noexcept : in_(in) {}
+
+    /// Decodes one value of type T.
+    template <class T>
+    [[nodiscard]] T read();
+
+    /// Copies `n` raw bytes out, or fails if fewer remain.
+    void read_bytes(void* dst, std::size_t n, const char* what = "raw bytes") {
+        if (n > remaining()) fail(what, n);
+        if (n) std::memcpy(dst, in_.data() + pos_, n);
+        pos_ += n;
+    }
+
+    [[nodiscard]] std::size_t offset() const noexcept { return pos_; }
+    [[nodiscard]] std::size_t remaining() const noexcept { return in_.size() - pos_; }
+
+    /// Stops decoding with a protocol_error (for custom decoders that find an invalid value).
+    [[noreturn]] void fail_invalid(const std::string& what) const {
+        throw protocol_error("procpool: corrupt value: " + what + " at byte offset " + std::to_string(pos_), pos_);
+    }
+
+private:
+    [[noreturn]] void fail(const char* what, std::size_t need) const {
+        throw protocol_error("procpool: truncated value: expected " + std::string(what) + " (" +
+                                 std::to_string(need) + " bytes) at byte offset " + std::to_string(pos_) +
+                                 ", but only " + std::to_string(remaining()) + " bytes remain",
+                             pos_);
+    }
+    template <class T>
+    T read_int(const char* what) {
+        T v{};
+        if constexpr (std::endian::native == std::endian::little || sizeof(T) == 1) {
+            read_bytes(&v, sizeof v, what);
+        } else {
+            unsigned char b[sizeof(T)];
+            read_bytes(b, sizeof b, what);
+            std::make_unsigned_t<T> u = 0;
+            for (std::size_t i = 0; i < sizeof(T); ++i) u |= static_cast<std::make_unsigned_t<T>>(b[i]) << (8 * i);
+            v = static_cast<T>(u);
+        }
+        return v;
+    }
+    /// Reads a count and refuses it before allocation when the remaining bytes cannot hold that many elements.
+    template <class Elem>
+    std::size_t read_count() {
+        auto at = pos_;
+        auto n = read_int<std::uint64_t>("an element count");
+        constexpr std::size_t min = detail::min_wire_size<Elem>() ? detail::min_wire_size<Elem>() : 1;
+        if (n > remaining() / min) {
+            throw protocol_error("procpool: corrupt value: element count " + std::to_string(n) + " at byte offset " +
+                                     std::to_string(at) + " exceeds what the remaining " +
+                                     std::to_string(remaining()) + " bytes can hold",
+                                 at);
+        }
+        return static_cast<std::size_t>(n);
+    }
+    template <class T, std::size_t... I>
+    T read_tuple(std::index_sequence<I...>) {
+        // Braced initialization evaluates left to right, which fixes the field order.
+        return T{read<std::remove_cv_t<std::tuple_element_t<I, T>>>()...};
+    }
+    template <class T, std::size_t... I>
+    T read_fields(std::index_sequence<I...>) {
+        return T{read<std::remove_cv_t<boost::pfr::tuple_element_t<I, T>>>()...};
+    }
+    template <class V, std::size_t... I>
+    V read_variant(std::size_t index, std::index_sequence<I...>) {
+        std::optional<V> out;
+        ((index == I ? (void)out.emplace(std::in_place_index<I>, read<std::variant_alternative_t<I, V>>()) : (void)0),
+         ...);
+        return std::move(*out);
+    }
+
+    std::span<const std::byte> in_;
+    std::size_t pos_ = 0;
+};
+
+namespace detail {
+
+/// Names the first type inside T that cannot be encoded, through a static_assert in a template on that
+/// type (the compiler's "required from" note prints it). One message at a time.
+template <class T>
+consteval bool check_serializable();
+
+template <class Tuple, std::size_t... I>
+consteval bool check_tuple(std::index_sequence<I...>) {
+    return (check_serializable<std::tuple_element_t<I, Tuple>>() && ...);
+}
+template <class T, std::size_t... I>
+consteval bool check_fields(std::index_sequence<I...>) {
+    return (check_serializable<boost::pfr::tuple_element_t<I, T>>() && ...);
+}
+template <class... A>
+consteval bool check_alternatives(type_tag<std::variant<A...>>) {
+    return (check_serializable<A>() && ...);
+}
+
+// A counted container whose elements are serializable but encode to nothing (see is_serializable).
+template <class U>
+consteval bool has_empty_elements() {
+    constexpr kind k = kind_of<U>();
+    if constexpr (k == kind::sequence || k == kind::set_like)
+        return is_serializable<typename U::value_type>() && min_wire_size<typename U::value_type>() == 0;
+    else if constexpr (k == kind::map_like)
+        return is_serializable<typename U::key_type>() && is_serializable<typename U::mapped_type>() &&
+               min_wire_size<typename U::key_type>() + min_wire_size<typename U::mapped_type>() == 0;
+    else return false;
+}
+
+template <class T>
+consteval bool check_serializable() {
+    using U = std::remove_cv_t<T>;
+    constexpr kind k = kind_of<T>();
+    if constexpr (is_serializable<T>()) {
+        return true;
+    } else if constexpr (std::is_pointer_v<U> || std::is_member_pointer_v<U>) {
+        static_assert(dependent_false<T>, "procpool: a pointer cannot cross a process boundary (the address means "
+                                          "nothing in another process). Pass the value itself, a container of "
+                                          "values, or a procpool::shared_buffer. ");
+        return false;
+    } else if constexpr (std::is_reference_v<T>) {
+        static_assert(dependent_false<T>, "procpool: a reference member cannot cross a process boundary. Store the "
+                                          "value itself. ");
+        return false;
+    } else if constexpr (std::is_array_v<U>) {
+        static_assert(dependent_false<T>, "procpool: a C array is not serializable. Use std::array or std::vector. ");
+        return false;
+    } else if constexpr (is_spec_v<U, std::function>) {
+        static_assert(dependent_false<T>, "procpool: std::function is not serializable: code never crosses a process "
+                                          "boundary, only the names of registered tasks do. Pass data, and choose the "
+                                          "behaviour in the worker from that data. ");
+        return false;
+    } else if constexpr (is_spec_v<U, std::basic_string_view> || is_spec_v<U, std::reference_wrapper>) {
+        static_assert(dependent_false<T>, "procpool: a view or reference_wrapper does not own its data and cannot "
+                                          "cross a process boundary. Pass an owning type such as std::string or "
+                                          "std::vector. ");
+        return false;
+    } else if constexpr (std::is_same_v<U, long double>) {
+        static_assert(dependent_false<T>, "procpool: long double has a platform-dependent width and is not "
+                                          "serializable. Use double. ");
+        return false;
+    } else if constexpr (has_empty_elements<U>()) {
+        static_assert(dependent_false<T>, "procpool: a container of empty elements (such as std::monostate or an "
+                                          "empty struct) is not serializable: nothing on the wire bounds its count, "
+                                          "so a corrupt count could not be refused. Send the count itself. ");
+        return false;
+    } else if constexpr (k == kind::sequence || k == kind::set_like || k == kind::std_array || k == kind::optional) {
+        return check_serializable<typename U::value_type>();
+    } else if constexpr (k == kind::map_like) {
+        return check_serializable<typename U::key_type>() && check_serializable<typename U::mapped_type>();
+    } else if constexpr (k == kind::variant) {
+        return check_alternatives(type_tag<U>{});
+    } else if constexpr (k == kind::tuple_like) {
+        return check_tuple<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
+    } else if constexpr (k == kind::aggregate) {
+        return check_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+    } else if constexpr (k == kind::unique_ptr) {
+        static_assert(dependent_false<T>, "procpool: unique_ptr is serializable only to a non-array, "
+                                          "non-polymorphic serializable type with the default deleter. ");
+        return false;
+    } else {
+        static_assert(dependent_false<T>,
+                      "procpool: this type is not serializable (the compiler's note names it). Make it an aggregate "
+                      "of serializable fields, or give it the codec customization point: members "
+                      "procpool_encode(procpool::writer&) const and static procpool_decode(procpool::reader&). ");
+        return false;
+    }
+}
+
+} // namespace detail
+
+template <class T>
+void writer::write(const T& v) {
+    static_assert(detail::check_serializable<T>());
+    using U = std::remove_cv_t<T>;
+    constexpr auto k = detail::kind_of<T>();
+    using detail::kind;
+    if constexpr (k == kind::custom) {
+        if constexpr (detail::has_member_codec<U>) v.procpool_encode(*this);
+        else {
+            using detail::procpool_encode;
+            procpool_encode(*this, v);
+        }
+    } else if constexpr (k == kind::boolean) {
+        write_int(static_cast<std::uint8_t>(v ? 1 : 0));
+    } else if constexpr (k == kind::arithmetic) {
+        if constexpr (std::is_floating_point_v<U>) {
+            static_assert(std::numeric_limits<U>::is_iec559 && (sizeof(U) == 4 || sizeof(U) == 8));
+            using bits = std::conditional_t<sizeof(U) == 4, std::uint32_t, std::uint64_t>;
+            write_int(std::bit_cast<bits>(v));
+        } else {
+            write_int(v);
+        }
+    } else if constexpr (k == kind::enumeration) {
+        write_int(static_cast<std::underlying_type_t<U>>(v));
+    } else if constexpr (k == kind::byte) {
+        write_int(static_cast<std::uint8_t>(v));
+    } else if constexpr (k == kind::string) {
+        write_count(v.size());
+        if constexpr (detail::memcpy_sequence<typename U::value_type>)
+            write_bytes(v.data(), v.size() * sizeof(typename U::value_type));
+        else write_elements(v);
+    } else if constexpr (k == kind::sequence) {
+        write_count(v.size());
+        if constexpr (detail::is_spec_v<U, std::vector> && detail::memcpy_sequence<typename U::value_type>)
+            write_bytes(v.data(), v.size() * sizeof(typename U::value_type));
+        else write_elements(v);
+    } else if constexpr (k == kind::set_like) {
+        write_count(v.size());
+        write_elements(v);
+    } else if constexpr (k == kind::map_like) {
+        write_count(v.size());
+        for (const auto& [key, value] : v) {
+            write(key);
+            write(value);
+        }
+    } else if constexpr (k == kind::std_array) {
+        write_elements(v);
+    } else if constexpr (k == kind::optional) {
+        write_int(static_cast<std::uint8_t>(v.has_value()));
+        if (v) write(*v);
+    } else if constexpr (k == kind::unique_ptr) {
+        write_int(static_cast<std::uint8_t>(v != nullptr));
+        if (v) write(*v);
+    } else if constexpr (k == kind::variant) {
+        if (v.valueless_by_exception())
+            throw std::invalid_argument("procpool: cannot encode a variant that is valueless_by_exception");
+        write_int(static_cast<std::uint32_t>(v.index()));
+        std::visit([this](const auto& alt) { this->write(alt); }, v);
+    } else if constexpr (k == kind::monostate) {
+        // nothing on the wire
+    } else if constexpr (k == kind::tuple_like) {
+        std::apply([this](const auto&... e) { (this->write(e), ...); }, v);
+    } else if constexpr (k == kind::duration) {
+        write(v.count());
+    } else if constexpr (k == kind::time_point) {
+        write(v.time_since_epoch());
+    } else if constexpr (k == kind::aggregate) {
+        write_fields(v);
+    }
+}
+
+template <class T>
+void writer::write_fields(const T& v) {
+    boost::pfr::for_each_field(v, [this](const auto& f) { this->write(f); });
+}
+
+template <class T>
+T reader::read() {
+    static_assert(detail::check_serializable<T>());
+    using U = std::remove_cv_t<T>;
+    constexpr auto k = detail::kind_of<T>();
+    using detail::kind;
+    if constexpr (k == kind::custom) {
+        if constexpr (detail::has_member_codec<U>) return U::procpool_decode(*this);
+        else {
+            using detail::procpool_decode;
+            return procpool_decode(*this, type_tag<U>{});
+        }
+    } else if constexpr (k == kind::boolean) {
+        auto at = pos_;
+        auto b = read_int<std::uint8_t>("a bool");
+        if (b > 1) {
+            pos_ = at;
+            fail_invalid("bool byte " + std::to_string(b) + " (must be 0 or 1)");
+        }
+        return b == 1;
+    } else if constexpr (k == kind::arithmetic) {
+        if constexpr (std::is_floating_point_v<U>) {
+            using bits = std::conditional_t<sizeof(U) == 4, std::uint32_t, std::uint64_t>;
+            return std::bit_cast<U>(read_int<bits>("a floating-point number"));
+        } else {
+            return read_int<U>("an integer");
+        }
+    } else if constexpr (k == kind::enumeration) {
+        using E = std::underlying_type_t<U>;
+        if constexpr (std::is_same_v<E, bool>) return static_cast<U>(read<bool>()); // only 0 and 1 are valid
+        else return static_cast<U>(read_int<E>("an enum"));
+    } else if constexpr (k == kind::byte) {
+        return static_cast<std::byte>(read_int<std::uint8_t>("a byte"));
+    } else if constexpr (k == kind::string || k == kind::sequence) {
+        using E = typename U::value_type;
+        auto n = read_count<E>();
+        U out;
+        if constexpr (detail::memcpy_sequence<E> && (k == kind::string || detail::is_spec_v<U, std::vector>)) {
+            out.resize(n);
+            read_bytes(out.data(), n * sizeof(E), "sequence elements");
+        } else {
+            if constexpr (requires { out.reserve(n); }) out.reserve(n);
+            for (std::size_t i = 0; i < n; ++i) out.push_back(read<E>());
+        }
+        return out;
+    } else if constexpr (k == kind::set_like) {
+        using E = typename U::value_type;
+        auto n = read_count<E>();
+        U out;
+        for (std::size_t i = 0; i < n; ++i) out.insert(out.end(), read<E>());
+        return out;
+    } else if constexpr (k == kind::map_like) {
+        using K = typename U::key_type;
+        using M = typename U::mapped_type;
+        auto n = read_count<std::pair<K, M>>();
+        U out;
+        for (std::size_t i = 0; i < n; ++i) {
+            K key = read<K>();
+            out.emplace_hint(out.end(), std::move(key), read<M>());
+        }
+        return out;
+    } else if constexpr (k == kind::std_array) {
+        return read_tuple<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
+    } else if constexpr (k == kind::optional || k == kind::unique_ptr) {
+        auto at = pos_;
+        auto flag = read_int<std::uint8_t>("an optional's flag");
+        if (flag > 1) {
+            pos_ = at;
+            fail_invalid("presence flag " + std::to_string(flag) + " (must be 0 or 1)");
+        }
+        if constexpr (k == kind::optional) {
+            if (!flag) return U{};
+            return U{read<typename U::value_type>()};
+        } else {
+            if (!flag) return nullptr;
+            return std::make_unique<typename U::element_type>(read<typename U::element_type>());
+        }
+    } else if constexpr (k == kind::variant) {
+        auto at = pos_;
+        auto index = read_int<std::uint32_t>("a variant index");
+        if (index >= std::variant_size_v<U>) {
+            pos_ = at;
+            fail_invalid("variant index " + std::to_string(index) + " (the variant has " +
+                         std::to_string(std::variant_size_v<U>) + " alternatives)");
+        }
+        return read_variant<U>(index, std::make_index_sequence<std::variant_size_v<U>>{});
+    } else if constexpr (k == kind::monostate) {
+        return U{};
+    } else if constexpr (k == kind::tuple_like) {
+        return read_tuple<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
+    } else if constexpr (k == kind::duration) {
+        return U{read<typename U::rep>()};
+    } else if constexpr (k == kind::time_point) {
+        return U{read<typename U::duration>()};
+    } else if constexpr (k == kind::aggregate) {
+        return read_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+    }
+}
+
+/// Appends the encoding of `v` to `out`.
+template <class T>
+void encode_to(std::vector<std::byte>& out, const T& v) {
+    writer(out).write(v);
+}
+
+/// Encodes one value.
+template <class T>
+[[nodiscard]] std::vector<std::byte> encode(const T& v) {
+    std::vector<std::byte> out;
+    encode_to(out, v);
+    return out;
+}
+
+/// Decodes one value that must fill `in` exactly.
+/// \throws protocol_error on truncated, oversized, corrupt or trailing input.
+template <class T>
+[[nodiscard]] T decode(std::span<const std::byte> in) {
+    reader r(in);
+    T v = r.read<T>();
+    if (r.remaining() != 0) {
+        throw protocol_error("procpool: corrupt value: " + std::to_string(r.remaining()) +
+                                 " unexpected bytes after the value at byte offset " + std::to_string(r.offset()),
+                             r.offset());
+    }
+    return v;
+}
+
+/// Like decode, but returns an empty optional instead of throwing on bad input.
+template <class T>
+[[nodiscard]] std::optional<T> try_decode(std::span<const std::byte> in) noexcept {
+    try {
+        return decode<T>(in);
+    } catch (...) {
+        return std::nullopt;
+    }
+}
+
+PROCPOOL_END_NAMESPACE
+
+#endif // PROCPOOL_CODEC_HPP

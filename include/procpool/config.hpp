@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/config.hpp: version, namespace macros and overridable knobs.
+#ifndef PROCPOOL_CONFIG_HPP
+#define PROCPOOL_CONFIG_HPP
+
+#include <cassert>
+
+/// The one source of the version: CMake, Meson and CI read these three lines.
+#define PROCPOOL_VERSION_MAJOR 0
+#define PROCPOOL_VERSION_MINOR 1
+#define PROCPOOL_VERSION_PATCH 0
+#define PROCPOOL_VERSION (PROCPOOL_VERSION_MAJOR * 10000 + PROCPOOL_VERSION_MINOR * 100 + PROCPOOL_VERSION_PATCH)
+
+#if !defined(__cplusplus) || (__cplusplus < 202002L && (!defined(_MSVC_LANG) || _MSVC_LANG < 202002L))
+#error "procpool: C++20 is required. Compile with -std=c++20 (or /std:c++20)."
+#endif
+
+// A versioned inline namespace keeps two procpool versions apart when a plugin brings its own copy.
+#define PROCPOOL_BEGIN_NAMESPACE                                                                                       \
+    namespace procpool {                                                                                               \
+    inline namespace v0 {
+#define PROCPOOL_END_NAMESPACE                                                                                         \
+    }                                                                                                                  \
+    }
+
+#ifndef PROCPOOL_ASSERT
+/// Broken preconditions are bugs; override to route them to your own handler.
+#define PROCPOOL_ASSERT(cond) assert(cond)
+#endif
+
+#ifndef PROCPOOL_MAX_FRAME_BYTES
+/// Largest frame either side accepts (a length field above it is a protocol_error before any allocation).
+#define PROCPOOL_MAX_FRAME_BYTES 4294967296ull
+#endif
+#if PROCPOOL_MAX_FRAME_BYTES < 4096
+#error "procpool: PROCPOOL_MAX_FRAME_BYTES must be at least 4096. Raise it or leave it undefined."
+#endif
+
+#if defined(_WIN32)
+#define PROCPOOL_WINDOWS 1
+#define PROCPOOL_POSIX 0
+#else
+#define PROCPOOL_WINDOWS 0
+#define PROCPOOL_POSIX 1
+#endif
+
+#endif // PROCPOOL_CONFIG_HPP

@@ -1,0 +1,736 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/detail/process_engine.hpp: worker processes, dispatch, results, deaths and replacements.
+//
+// Threading model: no background thread. Whoever waits drives: one waiting thread at a time polls the
+// worker channels (without the lock), then handles what arrived (under the lock) and wakes the others.
+// submit() dispatches at once when no thread is driving, and otherwise wakes the driver through a pipe.
+// Workers are started only from a known-safe state: spawn execs a fresh image; fork clones a template
+// process taken when the pool was constructed (checked to be single-threaded then), never the live parent.
+#ifndef PROCPOOL_DETAIL_PROCESS_ENGINE_HPP
+#define PROCPOOL_DETAIL_PROCESS_ENGINE_HPP
+
+#include <procpool/config.hpp>
+#include <procpool/error.hpp>
+#include <procpool/future.hpp>
+#include <procpool/log.hpp>
+#include <procpool/platform/platform.hpp>
+#include <procpool/protocol.hpp>
+#include <procpool/task.hpp>
+#include <procpool/worker.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+PROCPOOL_BEGIN_NAMESPACE
+
+/// How workers are started. See README "Start methods".
+enum class start_method {
+    spawn,     ///< posix_spawn of the running executable: fresh static state; needs serve_if_worker in main.
+    fork,      ///< copies of the parent as it was when the pool was constructed (via a template process).
+    in_process ///< no processes: tasks run in the caller, through the full encode/decode path (debugging).
+};
+
+/// What start_method::fork does when the parent already has several threads.
+enum class threaded_fork {
+    refuse, ///< throw start_error (default): a lock held by another thread stays locked in the workers.
+    warn    ///< log a warning and fork anyway.
+};
+
+/// Options of a pool. Aggregate: use designated initializers, `pool{{.workers = 4}}`.
+struct pool_options {
+    /// Number of worker processes; 0 means std::thread::hardware_concurrency().
+    std::size_t workers = 0;
+    /// How workers start. spawn is the default: the same semantics on every OS and safe with threads.
+    start_method start = start_method::spawn;
+    /// A worker retires (running the finalizer) after this many tasks or map chunks; 0: never.
+    std::size_t max_tasks_per_worker = 0;
+    /// Registered task run once in each worker before its first task: `procpool::call<init>(args...)`.
+    std::optional<task_call> initializer{};
+    /// Registered task run in each worker when it retires normally (shutdown or recycling).
+    std::optional<task_call> finalizer{};
+    /// start_method::fork in a multi-threaded parent: refuse (default) or warn.
+    threaded_fork on_threads = threaded_fork::refuse;
+    /// How long a worker may take from start to ready (handshake and initializer).
+    std::chrono::milliseconds start_timeout{60000};
+};
+
+namespace detail {
+
+/// A job waiting for, or running in, a worker: its state and its ready-to-send frame.
+struct job {
+    std::shared_ptr<state_base> state;
+    std::vector<std::byte> frame;
+};
+
+struct worker_slot {
+    enum class phase { hello, setup, ready, retiring, closed };
+    platform::pid_type pid = 0;
+    platform::native_handle fd = platform::invalid_handle;
+    std::int64_t index = 0;
+    phase state = phase::hello;
+    bool from_template = false;
+    frame_reader in;
+    std::vector<std::byte> out;
+    std::size_t out_pos = 0;
+    std::deque<job> inflight; // front: running; the rest: sent ahead, not started
+    std::size_t assigned = 0;
+    std::int64_t started_ms = 0;
+    std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
+};
+
+inline std::string describe_exit(const platform::exit_status& st) {
+    if (st.signal) return "was killed by " + platform::signal_name(st.signal);
+    return "exited with code " + std::to_string(st.code);
+}
+
+class process_engine final : public engine, public std::enable_shared_from_this<process_engine> {
+public:
+    explicit process_engine(pool_options opts) : opts_(std::move(opts)), owner_(platform::current_pid()) {}
+
+    ~process_engine() override { close_all(); }
+
+    /// Starts the workers and waits for every one to be ready. \throws start_error.
+    void start() {
+        registry::instance().verify();
+        target_ = opts_.workers;
+        platform::make_channel(wake_r_, wake_w_);
+        own_handle(wake_r_);
+        own_handle(wake_w_);
+        if (opts_.start == start_method::fork) start_template();
+        std::unique_lock lk(m_);
+        for (std::size_t i = 0; i < target_; ++i) launch(lk);
+        auto deadline = std::chrono::steady_clock::now() + opts_.start_timeout;
+        starting_ = true;
+        while (ready_count() < target_ && !broken_) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                broken_ = std::make_exception_ptr(start_error(
+                    "procpool: workers did not become ready within " + std::to_string(opts_.start_timeout.count()) +
+                    " ms (a spawned worker runs static initialization and main() up to serve_if_worker; is main() "
+                    "blocked before it?)"));
+                break;
+            }
+            drive_once(lk, deadline);
+        }
+        starting_ = false;
+        if (broken_) {
+            auto e = broken_;
+            lk.unlock();
+            close_all();
+            std::rethrow_exception(e);
+        }
+    }
+
+    void submit(job j) {
+        std::unique_lock lk(m_);
+        if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
+        if (broken_) std::rethrow_exception(broken_);
+        j.state->owner = weak_from_this();
+        queue_.push_back(std::move(j));
+        if (driving_) wake();
+        else dispatch();
+    }
+
+    bool wait(state_base& s, std::optional<std::chrono::steady_clock::time_point> deadline) override {
+        std::unique_lock lk(m_);
+        while (!s.done.load(std::memory_order_acquire)) {
+            if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;
+            if (!driving_) drive_once(lk, deadline);
+            else if (deadline) cv_.wait_until(lk, *deadline);
+            else cv_.wait(lk);
+        }
+        return true;
+    }
+
+    std::size_t wait_any(std::span<state_base* const> states) override {
+        std::unique_lock lk(m_);
+        for (;;) {
+            for (std::size_t i = 0; i < states.size(); ++i)
+                if (states[i]->done.load(std::memory_order_acquire)) return i;
+            if (!driving_) drive_once(lk, std::nullopt);
+            else cv_.wait(lk);
+        }
+    }
+
+    bool cancel(state_base& s) override {
+        std::lock_guard lk(m_);
+        auto it = std::find_if(queue_.begin(), queue_.end(), [&](const job& j) { return j.state.get() == &s; });
+        if (it == queue_.end()) return false;
+        it->state->fail(std::make_exception_ptr(task_cancelled("procpool: task \"" + s.task + "\" was cancelled")));
+        queue_.erase(it);
+        cv_.notify_all();
+        if (driving_) wake();
+        return true;
+    }
+
+    /// Stops accepting tasks; finishes (or cancels) queued ones, retires every worker (running finalizers).
+    void shutdown(bool cancel_pending) {
+        std::unique_lock lk(m_);
+        if (shut_down_) return;
+        closed_ = true;
+        if (cancel_pending) {
+            for (auto& j : queue_)
+                j.state->fail(std::make_exception_ptr(
+                    task_cancelled("procpool: task \"" + j.state->task + "\" was cancelled by shutdown")));
+            queue_.clear();
+            cv_.notify_all();
+        }
+        // Wait for queued and running jobs, then retire.
+        while (!queue_.empty() || in_flight() > 0) {
+            if (broken_) break;
+            if (!driving_) drive_once(lk, std::nullopt);
+            else cv_.wait(lk);
+        }
+        while (driving_) cv_.wait(lk);
+        retiring_all_ = true;
+        for (auto& w : slots_)
+            if (w->state != worker_slot::phase::closed && w->state != worker_slot::phase::retiring) retire(*w);
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (live_count() > 0 && std::chrono::steady_clock::now() < deadline) drive_once(lk, deadline);
+        shut_down_ = true;
+        fail_everything(std::make_exception_ptr(pool_closed("procpool: the pool was shut down")));
+        lk.unlock();
+        close_all();
+    }
+
+    [[nodiscard]] std::vector<long> pids() const {
+        std::lock_guard lk(m_);
+        std::vector<long> out;
+        for (auto& w : slots_)
+            if (w->state != worker_slot::phase::closed) out.push_back(w->pid);
+        return out;
+    }
+
+    [[nodiscard]] platform::pid_type owner() const noexcept { return owner_; }
+    [[nodiscard]] std::size_t size() const noexcept { return target_; }
+
+private:
+    // ---- starting workers -------------------------------------------------------------------------------
+    void start_template() {
+        int threads = platform::thread_count();
+        if (threads > 1) {
+            std::string msg = "procpool: start_method::fork refused: this process has " + std::to_string(threads) +
+                              " threads. fork() copies only the calling thread, so a lock another thread holds "
+                              "(in malloc, a logger, any mutex) stays locked forever in the workers and can "
+                              "deadlock them. Construct the pool before starting threads, or use "
+                              "start_method::spawn; pool_options::on_threads = threaded_fork::warn forks anyway.";
+            if (opts_.on_threads == threaded_fork::refuse) throw start_error(msg);
+            log(log_level::info, [&] { return "warning: " + msg; });
+        }
+        platform::native_handle mine = -1, theirs = -1;
+        platform::make_channel(mine, theirs);
+        own_handle(mine);
+        auto parent = platform::current_pid();
+        auto pid = platform::fork_process();
+        if (pid == 0) {
+            platform::close_handle(mine);
+            run_fork_template(theirs, parent);
+        }
+        platform::close_handle(theirs);
+        template_pid_ = pid;
+        template_fd_ = mine;
+        log(log_level::debug, [&] { return "fork template started, pid " + std::to_string(pid); });
+    }
+
+    /// Starts one worker (asynchronously: it becomes ready when its handshake completes).
+    void launch(std::unique_lock<std::mutex>&) {
+        if (opts_.start == start_method::fork) {
+            char cmd = 'w';
+            if (!platform::write_all(template_fd_, &cmd, 1))
+                throw start_error("procpool: the fork template process is gone; cannot start a worker");
+            ++template_pending_;
+            return;
+        }
+        platform::native_handle mine = -1, theirs = -1;
+        platform::make_channel(mine, theirs);
+        platform::pid_type pid = 0;
+        try {
+            pid = platform::spawn_self({worker_flag, std::to_string(platform::current_pid())},
+                                       {std::string(worker_env) + "=" + std::to_string(platform::child_channel_fd)},
+                                       theirs);
+        } catch (...) {
+            platform::close_handle(mine);
+            platform::close_handle(theirs);
+            throw;
+        }
+        platform::close_handle(theirs);
+        add_slot(pid, mine, false);
+    }
+
+    void add_slot(platform::pid_type pid, platform::native_handle fd, bool from_template) {
+        platform::set_nonblocking(fd, true);
+        platform::enlarge_buffers(fd, 1 << 20);
+        own_handle(fd);
+        auto w = std::make_unique<worker_slot>();
+        w->pid = pid;
+        w->fd = fd;
+        w->index = next_index_++;
+        w->from_template = from_template;
+        w->started_ms = platform::now_ms();
+        log(log_level::info, [&] { return "worker " + std::to_string(w->index) + " started, pid " + std::to_string(pid); });
+        slots_.push_back(std::move(w));
+    }
+
+    // ---- the progress loop --------------------------------------------------------------------------------
+    /// One round: poll the channels without the lock, then handle everything that arrived.
+    void drive_once(std::unique_lock<std::mutex>& lk, std::optional<std::chrono::steady_clock::time_point> deadline) {
+        driving_ = true;
+        struct reset {
+            process_engine* e;
+            ~reset() {
+                e->driving_ = false;
+                e->cv_.notify_all();
+            }
+        } guard{this};
+        dispatch();
+        std::vector<platform::poll_item> items;
+        std::vector<worker_slot*> who;
+        for (auto& w : slots_) {
+            if (w->state == worker_slot::phase::closed) continue;
+            items.push_back({w->fd, w->out_pos < w->out.size()});
+            who.push_back(w.get());
+        }
+        items.push_back({wake_r_, false});
+        if (template_fd_ >= 0) items.push_back({template_fd_, false});
+        int timeout = -1;
+        auto now_ms = platform::now_ms();
+        if (deadline) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+            timeout = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
+        }
+        for (auto* w : who) { // handshakes have a deadline of their own
+            if (w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup) {
+                auto left = static_cast<int>(std::max<std::int64_t>(0, w->started_ms + opts_.start_timeout.count() - now_ms));
+                timeout = timeout < 0 ? left : std::min(timeout, left);
+            }
+        }
+        lk.unlock();
+        try {
+            platform::wait_any(items, timeout);
+        } catch (...) {
+            lk.lock();
+            throw;
+        }
+        lk.lock();
+        if (items[who.size()].readable) {
+            char buf[64];
+            while (platform::read_some(wake_r_, buf, sizeof buf) > 0) {
+            }
+        }
+        if (template_fd_ >= 0 && (items.back().readable || items.back().hangup)) read_template(false);
+        for (std::size_t i = 0; i < who.size(); ++i) {
+            auto* w = who[i];
+            if (w->state == worker_slot::phase::closed) continue;
+            if (items[i].writable) flush(*w);
+            if (items[i].readable || items[i].hangup) receive(*w);
+        }
+        now_ms = platform::now_ms();
+        for (auto* w : who) {
+            if ((w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup) &&
+                now_ms - w->started_ms > opts_.start_timeout.count()) {
+                start_failed(*w, "did not complete its handshake within " + std::to_string(opts_.start_timeout.count()) +
+                                     " ms");
+            }
+        }
+        reap_closed();
+        dispatch();
+    }
+
+    void wake() {
+        char b = 1;
+        platform::write_some(wake_w_, &b, 1);
+    }
+
+    /// Reads what the template process reports: workers it started (with their channel), children that ended.
+    void read_template(bool block_one) {
+        bool first = true;
+        for (;;) {
+            if (!first || !block_one) {
+                std::vector<platform::poll_item> it{{template_fd_, false}};
+                platform::wait_any(it, 0);
+                if (!it[0].readable && !it[0].hangup) return;
+            }
+            first = false;
+            template_record rec{};
+            platform::native_handle fd = -1;
+            if (!platform::recv_handle(template_fd_, fd, &rec, sizeof rec)) {
+                template_gone();
+                return;
+            }
+            if (rec.kind == 1 && fd >= 0) {
+                --template_pending_;
+                add_slot(rec.pid, fd, true);
+            } else if (rec.kind == 2) {
+                template_exits_[rec.pid] = platform::exit_status{rec.code, rec.signal};
+            } else {
+                --template_pending_;
+                if (fd >= 0) platform::close_handle(fd);
+                broken(std::make_exception_ptr(start_error("procpool: the fork template could not fork a worker (errno " +
+                                                           std::to_string(rec.code) + ")")));
+            }
+        }
+    }
+
+    void template_gone() {
+        release_handle(template_fd_);
+        platform::close_handle(template_fd_);
+        template_fd_ = -1;
+        if (template_pid_ > 0) {
+            auto st = platform::reap_or_kill(template_pid_, 1000);
+            template_pid_ = 0;
+            if (!shut_down_ && !retiring_all_)
+                broken(std::make_exception_ptr(start_error("procpool: the fork template process " + describe_exit(st) +
+                                                           "; no more workers can be started")));
+        }
+    }
+
+    // ---- channel I/O ----------------------------------------------------------------------------------------
+    void flush(worker_slot& w) {
+        while (w.out_pos < w.out.size()) {
+            auto n = platform::write_some(w.fd, w.out.data() + w.out_pos, w.out.size() - w.out_pos);
+            if (n < 0) return; // the reader side reports the death
+            if (n == 0) return;
+            w.out_pos += static_cast<std::size_t>(n);
+        }
+        w.out.clear();
+        w.out_pos = 0;
+    }
+
+    void send(worker_slot& w, const std::vector<std::byte>& frame) {
+        if (w.out.empty()) {
+            // Write straight from the frame; keep only what the socket did not take.
+            std::size_t done = 0;
+            while (done < frame.size()) {
+                auto n = platform::write_some(w.fd, frame.data() + done, frame.size() - done);
+                if (n <= 0) break;
+                done += static_cast<std::size_t>(n);
+            }
+            if (done < frame.size()) w.out.assign(frame.begin() + static_cast<std::ptrdiff_t>(done), frame.end());
+            w.out_pos = 0;
+            return;
+        }
+        w.out.insert(w.out.end(), frame.begin(), frame.end());
+        flush(w);
+    }
+
+    void receive(worker_slot& w) {
+        for (;;) {
+            auto space = w.in.prepare();
+            auto n = platform::read_some(w.fd, space.data(), space.size());
+            if (n > 0) w.in.commit(static_cast<std::size_t>(n));
+            try {
+                while (w.state != worker_slot::phase::closed) {
+                    auto f = w.in.next(PROCPOOL_MAX_FRAME_BYTES);
+                    if (!f) break;
+                    handle(w, f->first, f->second);
+                }
+            } catch (const protocol_error& e) {
+                kill(w, std::make_exception_ptr(protocol_error(
+                            "procpool: worker pid " + std::to_string(w.pid) + " sent a corrupt frame: " + e.what(),
+                            e.offset())));
+                return;
+            }
+            if (w.state == worker_slot::phase::closed) return;
+            if (n < 0) {
+                ended(w);
+                return;
+            }
+            if (n == 0) return;
+        }
+    }
+
+    // ---- frames from a worker ------------------------------------------------------------------------------
+    void handle(worker_slot& w, frame_type type, std::span<const std::byte> payload) {
+        using P = worker_slot::phase;
+        switch (type) {
+        case frame_type::hello: {
+            if (w.state != P::hello) break;
+            auto h = decode<hello_msg>(payload);
+            std::string why;
+            if (h.protocol != protocol_version) why = "protocol version " + std::to_string(h.protocol) + " (expected " + std::to_string(protocol_version) + ")";
+            else if (h.codec != codec_version) why = "codec version " + std::to_string(h.codec);
+            else if (h.executable != platform::executable_identity()) why = "a different executable image (" + h.executable + ")";
+            else if (h.registry_hash != registry::instance().hash()) why = "a different task registry (hash " + std::to_string(h.registry_hash) + ", expected " + std::to_string(registry::instance().hash()) + "): it is another build of the program";
+            if (!why.empty()) {
+                refuse(w, "procpool: worker pid " + std::to_string(w.pid) + " was refused at its handshake: it runs " + why + ".");
+                return;
+            }
+            log(log_level::debug, [&] { return "worker pid " + std::to_string(w.pid) + " handshake ok"; });
+            setup_msg s;
+            s.worker_index = w.index;
+            s.initializer = opts_.initializer;
+            s.finalizer = opts_.finalizer;
+            s.log_level = static_cast<std::uint8_t>(get_log_level());
+            w.state = P::setup;
+            send(w, make_frame(frame_type::setup, s));
+            return;
+        }
+        case frame_type::guard_missing: {
+            refuse(w, decode<std::string>(payload));
+            return;
+        }
+        case frame_type::ready:
+            if (w.state != P::setup) break;
+            w.state = P::ready;
+            consecutive_start_failures_ = 0;
+            log(log_level::debug, [&] { return "worker pid " + std::to_string(w.pid) + " ready"; });
+            dispatch();
+            return;
+        case frame_type::init_failed: {
+            if (w.state != P::setup) break;
+            auto rec = decode<exception_record>(payload);
+            auto cause = exception_from_record(rec);
+            broken(std::make_exception_ptr(initializer_error(
+                "procpool: the initializer \"" + (opts_.initializer ? opts_.initializer->name : std::string()) +
+                    "\" threw in worker pid " + std::to_string(w.pid) + ": " + rec.type + ": " + rec.what,
+                cause)));
+            return;
+        }
+        case frame_type::result:
+        case frame_type::batch_result: {
+            if (w.state != P::ready && w.state != P::retiring) break;
+            if (w.inflight.empty()) break;
+            reader r(payload);
+            auto id = r.read<std::uint64_t>();
+            auto& front = w.inflight.front();
+            if (id != front.state->id)
+                throw protocol_error("procpool: result for job " + std::to_string(id) + ", expected " +
+                                         std::to_string(front.state->id),
+                                     0);
+            front.state->deliver_payload(payload.subspan(r.offset()));
+            w.inflight.pop_front();
+            cv_.notify_all();
+            if (opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker && w.inflight.empty() &&
+                w.state == P::ready) {
+                log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " recycled after " + std::to_string(w.assigned) + " tasks"; });
+                retire(w);
+                if (!broken_ && (!closed_ || !queue_.empty())) launch_replacement();
+            }
+            return;
+        }
+        case frame_type::bye: {
+            if (w.state != P::retiring) break;
+            auto err = decode<std::optional<exception_record>>(payload);
+            if (err)
+                log(log_level::info, [&] { return "finalizer threw in worker pid " + std::to_string(w.pid) + ": " + err->type + ": " + err->what; });
+            return;
+        }
+        default: break;
+        }
+        throw protocol_error(std::string("procpool: unexpected ") + frame_type_name(type) + " frame", 0);
+    }
+
+    // ---- dispatch ---------------------------------------------------------------------------------------------
+    static constexpr std::size_t depth = 2; // one running, one waiting in the socket: no idle gap between tasks
+
+    void dispatch() {
+        if (queue_.empty()) return;
+        for (int round = 0; round < 2 && !queue_.empty(); ++round) {
+            // First give every idle worker one job, then fill the second slots.
+            for (auto& w : slots_) {
+                if (queue_.empty()) break;
+                if (w->state != worker_slot::phase::ready) continue;
+                if (w->inflight.size() > static_cast<std::size_t>(round)) continue;
+                if (opts_.max_tasks_per_worker && w->assigned >= opts_.max_tasks_per_worker) continue;
+                job j = std::move(queue_.front());
+                queue_.pop_front();
+                ++w->assigned;
+                send(*w, j.frame);
+                log(log_level::debug, [&] { return "dispatch \"" + j.state->task + "\" to worker pid " + std::to_string(w->pid); });
+                w->inflight.push_back(std::move(j));
+            }
+        }
+    }
+
+    void retire(worker_slot& w) {
+        w.state = worker_slot::phase::retiring;
+        send(w, make_empty_frame(frame_type::retire));
+    }
+
+    void launch_replacement() {
+        std::unique_lock<std::mutex> dummy; // launch() does not use the lock; it only documents it is held
+        try {
+            launch(dummy);
+        } catch (...) {
+            broken(std::current_exception());
+        }
+    }
+
+    // ---- endings ----------------------------------------------------------------------------------------------
+    void kill(worker_slot& w, std::exception_ptr reason) {
+        w.kill_reason = std::move(reason);
+        platform::kill_process(w.pid);
+        ended(w);
+    }
+
+    /// A worker failed before it was ready (refused handshake, missing guard): tasks are not lost.
+    void refuse(worker_slot& w, const std::string& message) {
+        platform::kill_process(w.pid);
+        w.kill_reason = std::make_exception_ptr(start_error(message));
+        ended(w);
+    }
+
+    void start_failed(worker_slot& w, const std::string& why) {
+        refuse(w, "procpool: worker pid " + std::to_string(w.pid) + " " + why + ".");
+    }
+
+    /// The channel closed: collect the exit status, fail the running job, requeue the rest, replace the worker.
+    void ended(worker_slot& w) {
+        using P = worker_slot::phase;
+        auto was = w.state;
+        w.state = P::closed;
+        release_handle(w.fd);
+        platform::close_handle(w.fd);
+        w.fd = -1;
+        platform::exit_status st = collect_status(w);
+        log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " " + describe_exit(st); });
+        if (was == P::hello || was == P::setup) {
+            if (broken_) return; // init_failed already reported it
+            std::exception_ptr e = w.kill_reason;
+            if (!e)
+                e = std::make_exception_ptr(start_error(
+                    "procpool: worker pid " + std::to_string(w.pid) + " " + describe_exit(st) +
+                    " before its handshake. A spawned worker must reach procpool::serve_if_worker(argc, argv), the "
+                    "first line of main()."));
+            if (starting_ || ++consecutive_start_failures_ >= 3) broken(e);
+            else if (!closed_) launch_replacement();
+            return;
+        }
+        if (was == P::retiring && w.inflight.empty()) return; // a normal retirement
+        if (!w.inflight.empty()) {
+            job running = std::move(w.inflight.front());
+            w.inflight.pop_front();
+            std::exception_ptr e = w.kill_reason;
+            if (!e)
+                e = std::make_exception_ptr(worker_died(
+                    "procpool: worker pid " + std::to_string(w.pid) + " " + describe_exit(st) + " while running task \"" +
+                        running.state->task + "\"",
+                    running.state->task, w.pid, st.code, st.signal));
+            running.state->fail(e);
+            // The jobs sent ahead never started: they go back to the front of the queue, in order.
+            for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) queue_.push_front(std::move(*it));
+            w.inflight.clear();
+            cv_.notify_all();
+        }
+        if (!closed_ && !broken_) launch_replacement();
+        else if (closed_ && !broken_ && !retiring_all_ && (!queue_.empty() || in_flight() > 0)) launch_replacement();
+    }
+
+    platform::exit_status collect_status(worker_slot& w) {
+        if (!w.from_template) return platform::reap_or_kill(w.pid, 2000);
+        // Workers forked by the template are its children: it reports their status.
+        auto deadline = platform::now_ms() + 2000;
+        bool killed = false;
+        while (template_fd_ >= 0) {
+            auto it = template_exits_.find(w.pid);
+            if (it != template_exits_.end()) {
+                auto st = it->second;
+                template_exits_.erase(it);
+                return st;
+            }
+            if (!killed && platform::now_ms() > deadline) {
+                platform::kill_process(w.pid);
+                killed = true;
+            }
+            std::vector<platform::poll_item> it2{{template_fd_, false}};
+            platform::wait_any(it2, 100);
+            if (it2[0].readable || it2[0].hangup) read_template(false);
+        }
+        return platform::exit_status{};
+    }
+
+    void reap_closed() {
+        std::erase_if(slots_, [](const std::unique_ptr<worker_slot>& w) { return w->state == worker_slot::phase::closed; });
+    }
+
+    void broken(std::exception_ptr e) {
+        if (!broken_) broken_ = e;
+        fail_everything(broken_);
+    }
+
+    void fail_everything(std::exception_ptr e) {
+        for (auto& j : queue_) j.state->fail(e);
+        queue_.clear();
+        for (auto& w : slots_) {
+            for (auto& j : w->inflight) j.state->fail(e);
+            w->inflight.clear();
+        }
+        cv_.notify_all();
+    }
+
+    void close_all() noexcept {
+        std::lock_guard lk(m_);
+        for (auto& w : slots_) {
+            if (w->state == worker_slot::phase::closed) continue;
+            release_handle(w->fd);
+            platform::close_handle(w->fd); // the worker sees end of stream and exits
+            w->state = worker_slot::phase::closed;
+            if (!w->from_template) platform::reap_or_kill(w->pid, 2000);
+            else platform::kill_process(w->pid);
+        }
+        slots_.clear();
+        if (template_fd_ >= 0) {
+            release_handle(template_fd_);
+            platform::close_handle(template_fd_);
+            template_fd_ = -1;
+        }
+        if (template_pid_ > 0) {
+            platform::reap_or_kill(template_pid_, 2000);
+            template_pid_ = 0;
+        }
+        for (auto* h : {&wake_r_, &wake_w_}) {
+            if (*h >= 0) {
+                release_handle(*h);
+                platform::close_handle(*h);
+                *h = -1;
+            }
+        }
+        fail_everything(std::make_exception_ptr(pool_closed("procpool: the pool was shut down")));
+    }
+
+    [[nodiscard]] std::size_t ready_count() const {
+        return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](auto& w) { return w->state == worker_slot::phase::ready; }));
+    }
+    [[nodiscard]] std::size_t live_count() const {
+        return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](auto& w) { return w->state != worker_slot::phase::closed; }));
+    }
+    [[nodiscard]] std::size_t in_flight() const {
+        std::size_t n = 0;
+        for (auto& w : slots_) n += w->inflight.size();
+        return n;
+    }
+
+    pool_options opts_;
+    platform::pid_type owner_;
+    mutable std::mutex m_;
+    std::condition_variable cv_;
+    bool driving_ = false;
+    bool starting_ = false;
+    bool closed_ = false;
+    bool shut_down_ = false;
+    bool retiring_all_ = false;
+    std::exception_ptr broken_;
+    std::size_t target_ = 0;
+    std::int64_t next_index_ = 0;
+    int consecutive_start_failures_ = 0;
+    std::vector<std::unique_ptr<worker_slot>> slots_;
+    std::deque<job> queue_;
+    platform::native_handle wake_r_ = -1, wake_w_ = -1;
+    platform::pid_type template_pid_ = 0;
+    platform::native_handle template_fd_ = -1;
+    int template_pending_ = 0;
+    std::map<platform::pid_type, platform::exit_status> template_exits_;
+};
+
+} // namespace detail
+
+PROCPOOL_END_NAMESPACE
+
+#endif // PROCPOOL_DETAIL_PROCESS_ENGINE_HPP

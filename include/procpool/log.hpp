@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/log.hpp: lifecycle events (worker start, handshake, dispatch, recycle, exit) for debugging pools.
+#ifndef PROCPOOL_LOG_HPP
+#define PROCPOOL_LOG_HPP
+
+#include <procpool/config.hpp>
+#include <procpool/platform/platform.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <utility>
+
+PROCPOOL_BEGIN_NAMESPACE
+
+/// How much procpool reports. `PROCPOOL_LOG=debug|info` in the environment sets it at start-up.
+enum class log_level : std::uint8_t { off = 0, info = 1, debug = 2 };
+
+/// One lifecycle event: its level, the process that reports it, and a message.
+struct log_event {
+    log_level level;
+    long pid;
+    std::string message;
+};
+
+namespace detail {
+struct log_state {
+    std::mutex mutex;
+    log_level level = [] {
+        const char* v = platform::get_env("PROCPOOL_LOG");
+        if (!v) return log_level::off;
+        if (std::strcmp(v, "debug") == 0) return log_level::debug;
+        if (std::strcmp(v, "info") == 0) return log_level::info;
+        return log_level::off;
+    }();
+    std::function<void(const log_event&)> sink;
+};
+inline log_state& logger() {
+    static log_state s;
+    return s;
+}
+} // namespace detail
+
+/// Sets the level (overrides PROCPOOL_LOG). Workers started afterwards inherit it.
+inline void set_log_level(log_level l) noexcept { detail::logger().level = l; }
+[[nodiscard]] inline log_level get_log_level() noexcept { return detail::logger().level; }
+
+/// Routes events to `sink` instead of stderr (an empty function restores stderr). Parent-side events only:
+/// workers write theirs to their stderr.
+inline void set_log_sink(std::function<void(const log_event&)> sink) {
+    std::lock_guard lock(detail::logger().mutex);
+    detail::logger().sink = std::move(sink);
+}
+
+namespace detail {
+template <class Make>
+void log(log_level l, Make&& make) {
+    auto& s = logger();
+    if (l == log_level::off || static_cast<int>(s.level) < static_cast<int>(l)) return;
+    log_event ev{l, platform::current_pid(), make()};
+    std::lock_guard lock(s.mutex);
+    if (s.sink) s.sink(ev);
+    else std::fprintf(stderr, "procpool[%ld] %s: %s\n", ev.pid, l == log_level::debug ? "debug" : "info",
+                      ev.message.c_str());
+}
+} // namespace detail
+
+PROCPOOL_END_NAMESPACE
+
+#endif // PROCPOOL_LOG_HPP

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/platform/platform.hpp: picks the OS layer (the only headers that include OS headers).
+#ifndef PROCPOOL_PLATFORM_PLATFORM_HPP
+#define PROCPOOL_PLATFORM_PLATFORM_HPP
+
+#include <procpool/config.hpp>
+
+#if PROCPOOL_WINDOWS
+#error "procpool: the Windows backend (platform/windows.hpp) is not available yet; build on a POSIX system."
+#else
+#include <procpool/platform/posix.hpp>
+#endif
+
+#endif // PROCPOOL_PLATFORM_PLATFORM_HPP

@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/platform/posix.hpp: the POSIX side of the small OS interface (processes, channels, waiting).
+// Linux-only calls (prctl, /proc, closefrom) are used where available and have a portable fallback.
+#ifndef PROCPOOL_PLATFORM_POSIX_HPP
+#define PROCPOOL_PLATFORM_POSIX_HPP
+
+#include <procpool/config.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+#if defined(__APPLE__)
+#include <mach-o/dyld.h>
+#endif
+
+extern char** environ;
+
+PROCPOOL_BEGIN_NAMESPACE
+namespace platform {
+
+using native_handle = int;
+using pid_type = long;
+inline constexpr native_handle invalid_handle = -1;
+
+[[noreturn]] inline void throw_errno(const char* what) {
+    throw std::system_error(errno, std::generic_category(), std::string("procpool: ") + what);
+}
+
+inline pid_type current_pid() noexcept { return static_cast<pid_type>(::getpid()); }
+
+inline void close_handle(native_handle h) noexcept {
+    if (h >= 0) ::close(h);
+}
+
+inline void set_cloexec(native_handle fd) noexcept { ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC); }
+
+inline void set_nonblocking(native_handle fd, bool on) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK)) < 0)
+        throw_errno("fcntl(O_NONBLOCK)");
+}
+
+/// A connected pair of Unix-domain stream sockets, both close-on-exec.
+inline void make_channel(native_handle& a, native_handle& b) {
+    int sv[2];
+#if defined(SOCK_CLOEXEC)
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) throw_errno("socketpair");
+#else
+    if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) throw_errno("socketpair");
+    set_cloexec(sv[0]);
+    set_cloexec(sv[1]);
+#endif
+#if defined(SO_NOSIGPIPE)
+    int one = 1;
+    ::setsockopt(sv[0], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+    ::setsockopt(sv[1], SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+    a = sv[0];
+    b = sv[1];
+}
+
+#if defined(MSG_NOSIGNAL)
+inline constexpr int send_flags = MSG_NOSIGNAL; // a dead peer is an error code, not a SIGPIPE
+#else
+inline constexpr int send_flags = 0;
+#endif
+
+/// Writes what the socket takes now. Returns bytes written (0 when it would block), -1 when the peer is gone.
+inline long write_some(native_handle fd, const void* data, std::size_t n) noexcept {
+    for (;;) {
+        auto r = ::send(fd, data, n, send_flags | MSG_DONTWAIT);
+        if (r >= 0) return static_cast<long>(r);
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return 0;
+        return -1;
+    }
+}
+
+/// Reads what is available. Returns bytes read, 0 when it would block, -1 on end of stream or error.
+inline long read_some(native_handle fd, void* data, std::size_t n) noexcept {
+    for (;;) {
+        auto r = ::recv(fd, data, n, MSG_DONTWAIT);
+        if (r > 0) return static_cast<long>(r);
+        if (r == 0) return -1;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return -1;
+    }
+}
+
+/// Blocking write of everything (the worker side). False when the peer is gone.
+inline bool write_all(native_handle fd, const void* data, std::size_t n) noexcept {
+    auto p = static_cast<const char*>(data);
+    while (n) {
+        auto r = ::send(fd, p, n, send_flags);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+    return true;
+}
+
+/// Blocking read of exactly n bytes. False on end of stream or error.
+inline bool read_all(native_handle fd, void* data, std::size_t n) noexcept {
+    auto p = static_cast<char*>(data);
+    while (n) {
+        auto r = ::recv(fd, p, n, 0);
+        if (r == 0) return false;
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+    return true;
+}
+
+/// Larger socket buffers let big frames move in fewer wake-ups.
+inline void enlarge_buffers(native_handle fd, int bytes) noexcept {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
+struct poll_item {
+    native_handle fd;
+    bool want_write;
+    bool readable = false;
+    bool writable = false;
+    bool hangup = false;
+};
+
+/// Waits until one item is ready or `timeout_ms` passes (-1: forever).
+inline void wait_any(std::vector<poll_item>& items, int timeout_ms) {
+    std::vector<pollfd> p(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i)
+        p[i] = pollfd{items[i].fd, static_cast<short>(POLLIN | (items[i].want_write ? POLLOUT : 0)), 0};
+    int r;
+    do r = ::poll(p.data(), static_cast<nfds_t>(p.size()), timeout_ms);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) throw_errno("poll");
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        items[i].readable = p[i].revents & POLLIN;
+        items[i].writable = p[i].revents & POLLOUT;
+        items[i].hangup = p[i].revents & (POLLHUP | POLLERR | POLLNVAL);
+    }
+}
+
+/// How a process ended.
+struct exit_status {
+    int code = -1;  // exit code, or -1 when killed by a signal
+    int signal = 0; // signal number, or 0
+};
+
+/// Reaps `pid` if it has ended (or waits for it when `block`).
+inline std::optional<exit_status> try_reap(pid_type pid, bool block) noexcept {
+    int st = 0;
+    pid_t r;
+    do r = ::waitpid(static_cast<pid_t>(pid), &st, block ? 0 : WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) return std::nullopt;
+    if (r < 0) return exit_status{-1, 0}; // not our child any more: nothing to report
+    if (WIFSIGNALED(st)) return exit_status{-1, WTERMSIG(st)};
+    return exit_status{WEXITSTATUS(st), 0};
+}
+
+inline exit_status decode_wait_status(int st) noexcept {
+    if (WIFSIGNALED(st)) return exit_status{-1, WTERMSIG(st)};
+    return exit_status{WEXITSTATUS(st), 0};
+}
+
+/// Reaps any ended child: its pid and status, or nothing when none has ended.
+inline std::optional<std::pair<pid_type, exit_status>> reap_any() noexcept {
+    int st = 0;
+    pid_t r;
+    do r = ::waitpid(-1, &st, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) return std::nullopt;
+    return std::pair{static_cast<pid_type>(r), decode_wait_status(st)};
+}
+
+namespace detail_sigchld {
+inline int& write_end() {
+    static int fd = -1;
+    return fd;
+}
+extern "C" inline void on_sigchld(int) {
+    int saved = errno;
+    char b = 1;
+    [[maybe_unused]] auto r = ::write(write_end(), &b, 1);
+    errno = saved;
+}
+} // namespace detail_sigchld
+
+/// A descriptor that becomes readable whenever a child ends (a SIGCHLD self-pipe). For the fork template only.
+inline native_handle child_exit_events() {
+    int p[2];
+    if (::pipe(p) < 0) throw_errno("pipe");
+    for (int fd : p) {
+        set_cloexec(fd);
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
+    detail_sigchld::write_end() = p[1];
+    struct sigaction sa{};
+    sa.sa_handler = detail_sigchld::on_sigchld;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    ::sigaction(SIGCHLD, &sa, nullptr);
+    return p[0];
+}
+
+/// Drains the self-pipe and restores default SIGCHLD handling (in a child forked from the template).
+inline void drain(native_handle fd) noexcept {
+    char buf[256];
+    while (::read(fd, buf, sizeof buf) > 0) {
+    }
+}
+inline void reset_child_exit_events(native_handle read_end) noexcept {
+    ::signal(SIGCHLD, SIG_DFL);
+    close_handle(read_end);
+    close_handle(detail_sigchld::write_end());
+    detail_sigchld::write_end() = -1;
+}
+
+inline void kill_process(pid_type pid) noexcept {
+    if (pid > 0) ::kill(static_cast<pid_t>(pid), SIGKILL);
+}
+
+inline void sleep_for_ms(int ms) noexcept {
+    timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+    while (::nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/// Reaps a child that closed its channel: waits up to `grace_ms` for it to exit by itself, then kills it.
+inline exit_status reap_or_kill(pid_type pid, int grace_ms) noexcept {
+    for (int waited = 0, step = 1; waited < grace_ms; waited += step, step = step < 50 ? step * 2 : 50) {
+        if (auto st = try_reap(pid, false)) return *st;
+        sleep_for_ms(step);
+    }
+    kill_process(pid);
+    return *try_reap(pid, true);
+}
+
+inline std::string signal_name(int sig) {
+    switch (sig) {
+    case SIGABRT: return "SIGABRT";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGKILL: return "SIGKILL";
+    case SIGTERM: return "SIGTERM";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGINT: return "SIGINT";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGHUP: return "SIGHUP";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGXCPU: return "SIGXCPU";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    default: return "signal " + std::to_string(sig);
+    }
+}
+
+/// Number of threads in this process, or -1 where it cannot be counted.
+inline int thread_count() noexcept {
+#if defined(__linux__)
+    DIR* d = ::opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    while (auto* e = ::readdir(d))
+        if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+    return n;
+#else
+    return -1;
+#endif
+}
+
+/// Path of the running executable.
+inline std::string executable_path() {
+#if defined(__linux__)
+    return "/proc/self/exe"; // names this process's image even if the file was replaced since
+#elif defined(__APPLE__)
+    std::uint32_t size = 0;
+    _NSGetExecutablePath(nullptr, &size);
+    std::string p(size, '\0');
+    if (_NSGetExecutablePath(p.data(), &size) != 0) throw std::runtime_error("procpool: _NSGetExecutablePath failed");
+    p.resize(std::strlen(p.c_str()));
+    return p;
+#else
+    char buf[4096];
+    auto n = ::readlink("/proc/curproc/file", buf, sizeof buf - 1);
+    if (n <= 0) throw std::runtime_error("procpool: cannot find the running executable on this platform");
+    return std::string(buf, static_cast<std::size_t>(n));
+#endif
+}
+
+/// Identity of the executable image (device, inode, size, mtime): a spawned worker compares it with its parent's.
+inline std::string executable_identity() {
+    struct stat st{};
+    if (::stat(executable_path().c_str(), &st) != 0) return "unknown";
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+           std::to_string(static_cast<long long>(st.st_mtime));
+}
+
+/// The descriptor number a spawned worker finds its channel on.
+inline constexpr native_handle child_channel_fd = 3;
+
+/// Starts the running executable with `args` (argv[1...]) and `extra_env` added to the environment; the
+/// child gets `channel` as descriptor 3 and, where the C library can, no other descriptor above 2.
+inline pid_type spawn_self(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
+                           native_handle channel) {
+    std::string exe = executable_path();
+    std::vector<char*> argv;
+    argv.push_back(exe.data());
+    std::vector<std::string> a = args;
+    for (auto& s : a) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_store = extra_env;
+    std::vector<char*> envp;
+    for (char** e = environ; e && *e; ++e) {
+        bool overridden = false;
+        for (auto& x : env_store) {
+            auto eq = x.find('=');
+            if (std::strncmp(*e, x.c_str(), eq + 1) == 0) overridden = true;
+        }
+        if (!overridden) envp.push_back(*e);
+    }
+    for (auto& s : env_store) envp.push_back(s.data());
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    native_handle src = channel;
+    native_handle tmp = -1;
+    if (channel == child_channel_fd) { // dup2(3, 3) would keep CLOEXEC: move it out of the way first
+        tmp = ::fcntl(channel, F_DUPFD_CLOEXEC, 10);
+        src = tmp;
+    }
+    posix_spawn_file_actions_adddup2(&fa, src, child_channel_fd);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(&fa, child_channel_fd + 1);
+#endif
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // The child starts with default signal handling and an empty mask, whatever the parent set.
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    pid_t pid = 0;
+    int rc = ::posix_spawn(&pid, exe.c_str(), &fa, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (tmp >= 0) ::close(tmp);
+    if (rc != 0) {
+        errno = rc;
+        throw_errno("posix_spawn of the running executable");
+    }
+    return pid;
+}
+
+/// Flushes C stdio so a forked child does not write the parent's buffered output a second time.
+inline void flush_stdio() noexcept { std::fflush(nullptr); }
+
+/// fork(); the child gets 0.
+inline pid_type fork_process() {
+    flush_stdio();
+    pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork");
+    return pid;
+}
+
+/// fork() that reports failure as -1 and errno instead of throwing (for the fork template).
+inline pid_type fork_process_noexcept(int& err) noexcept {
+    flush_stdio();
+    pid_t pid = ::fork();
+    err = pid < 0 ? errno : 0;
+    return pid;
+}
+
+/// Ends this process at once, without running atexit handlers or static destructors (a forked child's
+/// copies belong to the parent).
+[[noreturn]] inline void quick_exit_process(int code) noexcept {
+    flush_stdio();
+    ::_exit(code);
+}
+
+/// Makes this process die when its parent does (Linux), and reports whether the parent is still `parent`.
+inline bool bind_lifetime_to_parent(pid_type parent) noexcept {
+#if defined(__linux__)
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    return static_cast<pid_type>(::getppid()) == parent; // the parent may have died before prctl
+}
+
+inline pid_type parent_pid() noexcept { return static_cast<pid_type>(::getppid()); }
+
+/// Sends one descriptor and a small payload over a Unix socket (SCM_RIGHTS).
+inline bool send_handle(native_handle sock, native_handle fd, const void* data, std::size_t n) noexcept {
+    iovec iov{const_cast<void*>(data), n};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl;
+    msg.msg_controllen = sizeof ctl;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    for (;;) {
+        auto r = ::sendmsg(sock, &msg, send_flags);
+        if (r == static_cast<ssize_t>(n)) return true;
+        if (r < 0 && errno == EINTR) continue;
+        return false;
+    }
+}
+
+/// Receives exactly `n` payload bytes and, when one came with them, a descriptor (else -1). Blocking.
+inline bool recv_handle(native_handle sock, native_handle& fd, void* data, std::size_t n) noexcept {
+    fd = -1;
+    iovec iov{data, n};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl;
+    msg.msg_controllen = sizeof ctl;
+    ssize_t r;
+    do r = ::recvmsg(sock, &msg, 0
+#if defined(MSG_CMSG_CLOEXEC)
+                                     | MSG_CMSG_CLOEXEC
+#endif
+         );
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) return false;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+            set_cloexec(fd);
+        }
+    }
+    if (static_cast<std::size_t>(r) < n) return read_all(sock, static_cast<char*>(data) + r, n - static_cast<std::size_t>(r));
+    return true;
+}
+
+/// Resident memory of a process in bytes, or 0 where it cannot be read.
+inline std::size_t resident_bytes(pid_type pid) noexcept {
+#if defined(__linux__)
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%ld/statm", pid);
+    FILE* f = std::fopen(path, "r");
+    if (!f) return 0;
+    unsigned long size = 0, rss = 0;
+    int n = std::fscanf(f, "%lu %lu", &size, &rss);
+    std::fclose(f);
+    return n == 2 ? rss * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) : 0;
+#else
+    (void)pid;
+    return 0;
+#endif
+}
+
+inline const char* get_env(const char* name) noexcept { return std::getenv(name); }
+inline void unset_env(const char* name) noexcept { ::unsetenv(name); }
+
+/// Milliseconds on a monotonic clock.
+inline std::int64_t now_ms() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+} // namespace platform
+PROCPOOL_END_NAMESPACE
+
+#endif // PROCPOOL_PLATFORM_POSIX_HPP

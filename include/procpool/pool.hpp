@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/pool.hpp: the pool: submit, map, map_unordered, shutdown.
+#ifndef PROCPOOL_POOL_HPP
+#define PROCPOOL_POOL_HPP
+
+#include <procpool/codec.hpp>
+#include <procpool/config.hpp>
+#include <procpool/detail/process_engine.hpp>
+#include <procpool/error.hpp>
+#include <procpool/future.hpp>
+#include <procpool/platform/platform.hpp>
+#include <procpool/protocol.hpp>
+#include <procpool/task.hpp>
+#include <procpool/worker.hpp>
+
+#include <atomic>
+#include <deque>
+#include <iterator>
+#include <memory>
+#include <ranges>
+#include <span>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+PROCPOOL_BEGIN_NAMESPACE
+
+/// What shutdown() does with tasks that have not started.
+enum class shutdown_mode {
+    wait,          ///< run them, then retire the workers (the destructor's choice)
+    cancel_pending ///< fail them with task_cancelled; running tasks still finish
+};
+
+namespace detail {
+
+template <auto V>
+inline constexpr bool dependent_false_value = false;
+
+template <class P, class A>
+consteval bool check_argument() {
+    constexpr bool ok = std::is_convertible_v<A, P>;
+    static_assert(ok, "procpool: an argument cannot be converted to the task's parameter type (the compiler's note "
+                      "names both types). Pass a value of the parameter's type. ");
+    return ok;
+}
+
+template <class Params, class... Args, std::size_t... I>
+consteval bool check_arguments(std::index_sequence<I...>) {
+    return (check_argument<std::tuple_element_t<I, Params>, Args>() && ...);
+}
+
+/// Checks that `Task` is a registered task; the failure names it through the compiler's note.
+template <auto Task>
+consteval bool check_task() {
+    if constexpr (std::is_member_function_pointer_v<decltype(Task)>) {
+        static_assert(dependent_false_value<Task>,
+                      "procpool: a member function is not a registered task and cannot be one: there is no object in "
+                      "the worker to call it on. Write a free function that takes the object's data, register it "
+                      "with PROCPOOL_TASK(fn), and call pool.submit<fn>(args...). ");
+        return false;
+    } else if constexpr (!task_traits<Task>::registered) {
+        static_assert(dependent_false_value<Task>,
+                      "procpool: not a registered task. Tasks cross the process boundary by name, never as code: "
+                      "define a free function, register it at global scope with PROCPOOL_TASK(fn), and call "
+                      "pool.submit<fn>(args...). Lambdas, function objects, std::function, function pointer "
+                      "variables and member functions cannot be tasks. ");
+        return false;
+    } else {
+        return true;
+    }
+}
+
+/// Checks a call of `Task` with `Args` at compile time; each failure names the task through the note.
+template <auto Task, class... Args>
+consteval bool check_call() {
+    if constexpr (!check_task<Task>()) {
+        return false;
+    } else {
+        using traits = task_traits<Task>;
+        constexpr bool count_ok = sizeof...(Args) == traits::arity;
+        static_assert(count_ok, "procpool: wrong number of arguments for this task (the compiler's note names the "
+                                "task and the arguments given). ");
+        if constexpr (count_ok)
+            return check_arguments<typename traits::args_tuple, Args...>(std::make_index_sequence<sizeof...(Args)>{});
+        else return false;
+    }
+}
+
+template <class P, class A>
+void write_as(writer& w, A&& a) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) w.write(a);
+    else w.write(static_cast<P>(std::forward<A>(a)));
+}
+
+template <class Params, class... Args, std::size_t... I>
+void write_arguments(writer& w, std::index_sequence<I...>, Args&&... args) {
+    (write_as<std::tuple_element_t<I, Params>>(w, std::forward<Args>(args)), ...);
+}
+
+/// Encodes the arguments of one call of `Task` into `out`.
+template <auto Task, class... Args>
+void encode_call(std::vector<std::byte>& out, Args&&... args) {
+    writer w(out);
+    write_arguments<typename task_traits<Task>::args_tuple>(w, std::make_index_sequence<sizeof...(Args)>{},
+                                                            std::forward<Args>(args)...);
+}
+
+/// Encodes one element of a map input: the single argument, or a tuple of arguments (starmap).
+template <auto Task, class E>
+void encode_item(std::vector<std::byte>& out, E&& e) {
+    if constexpr (task_traits<Task>::arity == 1) {
+        static_assert(check_call<Task, E>());
+        encode_call<Task>(out, std::forward<E>(e));
+    } else {
+        std::apply(
+            [&](auto&&... a) {
+                static_assert(check_call<Task, decltype(a)...>());
+                encode_call<Task>(out, std::forward<decltype(a)>(a)...);
+            },
+            std::forward<E>(e));
+    }
+}
+
+/// Runs jobs in the calling process through the same frames a worker gets (start_method::in_process).
+class inline_engine final : public engine, public std::enable_shared_from_this<inline_engine> {
+public:
+    explicit inline_engine(pool_options opts) : opts_(std::move(opts)) {}
+
+    void start() {
+        registry::instance().verify();
+        if (opts_.initializer) {
+            if (auto err = run_hook(*opts_.initializer))
+                throw initializer_error("procpool: the initializer \"" + opts_.initializer->name + "\" threw: " +
+                                            err->type + ": " + err->what,
+                                        exception_from_record(*err));
+        }
+    }
+
+    void submit(job j) {
+        if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
+        j.state->owner = weak_from_this();
+        reader r(std::span(j.frame).subspan(frame_header_size));
+        auto type = static_cast<frame_type>(j.frame[4]);
+        (void)r.read<std::uint64_t>();
+        auto name = r.read<std::string>();
+        std::vector<std::byte> out;
+        if (type == frame_type::task) {
+            run_call(name, std::span(j.frame).subspan(frame_header_size + r.offset()), out);
+        } else {
+            auto items = r.read<std::vector<std::vector<std::byte>>>();
+            writer(out).write(static_cast<std::uint64_t>(items.size()));
+            for (const auto& item : items) run_call(name, item, out);
+        }
+        j.state->deliver_payload(out);
+    }
+
+    bool wait(state_base& s, std::optional<std::chrono::steady_clock::time_point>) override {
+        return s.done.load(std::memory_order_acquire);
+    }
+    std::size_t wait_any(std::span<state_base* const> states) override {
+        for (std::size_t i = 0; i < states.size(); ++i)
+            if (states[i]->done.load(std::memory_order_acquire)) return i;
+        return 0;
+    }
+    bool cancel(state_base&) override { return false; }
+
+    void shutdown() {
+        if (closed_) return;
+        closed_ = true;
+        if (opts_.finalizer) {
+            if (auto err = run_hook(*opts_.finalizer))
+                log(log_level::info, [&] { return "finalizer threw: " + err->type + ": " + err->what; });
+        }
+    }
+
+private:
+    pool_options opts_;
+    bool closed_ = false;
+};
+
+} // namespace detail
+
+/// Encodes a call of a registered task for later: an initializer or finalizer.
+/// \code
+/// procpool::pool p{{.initializer = procpool::call<open_db>("/tmp/db"), .finalizer = procpool::call<close_db>()}};
+/// \endcode
+template <auto Task, class... Args>
+[[nodiscard]] task_call call(Args&&... args) {
+    static_assert(detail::check_call<Task, Args...>());
+    task_call c;
+    c.name = std::string(task_traits<Task>::name);
+    detail::encode_call<Task>(c.args, std::forward<Args>(args)...);
+    return c;
+}
+
+template <class R>
+class unordered_results;
+
+/// A pool of worker processes that run registered tasks.
+///
+/// Thread-safe. No background thread: waiting on a future (or map, shutdown...) drives the pool.
+/// The destructor waits for queued tasks and retires the workers (running their finalizers).
+class pool {
+public:
+    /// Starts the workers and waits until each is ready (handshake and initializer done).
+    /// \throws start_error (e.g. a spawned worker whose main() lacks serve_if_worker), initializer_error,
+    /// registry_error (two tasks with one name).
+    explicit pool(pool_options opts = {});
+    ~pool();
+    pool(const pool&) = delete;
+    pool& operator=(const pool&) = delete;
+
+    /// Runs `Task` in a worker and returns a future for its result. Arguments are encoded now, so one that
+    /// cannot be encoded fails here, not in the worker.
+    /// \throws pool_closed after shutdown(); the pool's error when it is broken (initializer_error...).
+    template <auto Task, class... Args>
+    [[nodiscard]] future<task_result_t<Task>> submit(Args&&... args);
+
+    /// Not a task: always a compile-time error that says how to make one.
+    template <class F, class... Args>
+    void submit(F&&, Args&&...) {
+        static_assert(detail::dependent_false<F>,
+                      "procpool: a callable object is not a registered task. Tasks cross the process boundary by "
+                      "name, never as code: define a free function, register it at global scope with "
+                      "PROCPOOL_TASK(fn), and call pool.submit<fn>(args...). Lambdas, function objects, "
+                      "std::function, function pointer variables and member functions cannot be tasks. ");
+    }
+
+    /// Applies `Task` to every element of `inputs` (a tuple element is unpacked into several arguments) and
+    /// returns the results in input order. Elements are sent in chunks of `chunksize` (0: about four chunks
+    /// per worker). \throws the first failure in input order, after every chunk ran.
+    template <auto Task, std::ranges::input_range Range>
+    auto map(Range&& inputs, std::size_t chunksize = 0);
+
+    /// Like map, but yields results as chunks complete (an input range that drives the pool as it advances).
+    template <auto Task, std::ranges::input_range Range>
+    [[nodiscard]] unordered_results<task_result_t<Task>> map_unordered(Range&& inputs, std::size_t chunksize = 0);
+
+    /// Stops accepting tasks and retires the workers; see shutdown_mode. Idempotent.
+    void shutdown(shutdown_mode mode = shutdown_mode::wait);
+
+    /// Number of workers the pool keeps (0 for in_process).
+    [[nodiscard]] std::size_t size() const noexcept { return proc_ ? proc_->size() : 0; }
+    /// Process ids of the live workers (empty for in_process).
+    [[nodiscard]] std::vector<long> worker_pids() const { return proc_ ? proc_->pids() : std::vector<long>{}; }
+    [[nodiscard]] start_method method() const noexcept { return method_; }
+
+private:
+    template <auto Task, std::ranges::input_range Range>
+    std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> submit_chunks(Range&& inputs,
+                                                                                          std::size_t chunksize);
+    void check_owner() const;
+    void enqueue(detail::job j) {
+        check_owner();
+        if (proc_) proc_->submit(std::move(j));
+        else inl_->submit(std::move(j));
+    }
+
+    start_method method_;
+    platform::pid_type owner_;
+    std::atomic<std::uint64_t> next_id_{1};
+    std::shared_ptr<detail::process_engine> proc_;
+    std::shared_ptr<detail::inline_engine> inl_;
+};
+
+/// The results of map_unordered, in completion order. Advancing waits for the next finished chunk.
+template <class R>
+class unordered_results {
+    static_assert(!std::is_void_v<R>, "procpool: map_unordered needs a task that returns a value. Use map for void tasks. ");
+
+public:
+    class iterator {
+    public:
+        using value_type = R;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        explicit iterator(unordered_results* r) : r_(r) { advance(); }
+        R& operator*() const { return *r_->current_; }
+        R* operator->() const { return &*r_->current_; }
+        iterator& operator++() {
+            advance();
+            return *this;
+        }
+        void operator++(int) { advance(); }
+        bool operator==(std::default_sentinel_t) const { return r_ == nullptr; }
+
+    private:
+        void advance() {
+            if (!r_->next()) r_ = nullptr;
+        }
+        unordered_results* r_ = nullptr;
+    };
+
+    iterator begin() { return iterator(this); }
+    std::default_sentinel_t end() { return {}; }
+
+    /// \cond INTERNAL
+    explicit unordered_results(std::vector<std::shared_ptr<detail::batch_state<R>>> chunks)
+        : chunks_(std::move(chunks)) {}
+    /// \endcond
+
+private:
+    bool next() {
+        while (pending_.empty()) {
+            if (chunks_.empty()) return false;
+            std::vector<detail::state_base*> states;
+            for (auto& c : chunks_) states.push_back(c.get());
+            std::size_t i = 0;
+            auto ready = std::find_if(chunks_.begin(), chunks_.end(), [](auto& c) { return c->done.load(); });
+            if (ready != chunks_.end()) i = static_cast<std::size_t>(ready - chunks_.begin());
+            else if (auto e = chunks_.front()->owner.lock()) i = e->wait_any(states);
+            else detail::wait_state(*chunks_.front());
+            auto c = chunks_[i];
+            chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(i));
+            if (c->error) std::rethrow_exception(c->error);
+            for (std::size_t k = 0; k < c->values.size(); ++k) {
+                if (c->errors[k]) pending_.emplace_back(c->errors[k]);
+                else pending_.emplace_back(std::move(*c->values[k]));
+            }
+        }
+        auto item = std::move(pending_.front());
+        pending_.pop_front();
+        if (auto* e = std::get_if<std::exception_ptr>(&item)) std::rethrow_exception(*e);
+        current_.emplace(std::move(std::get<R>(item)));
+        return true;
+    }
+
+    std::vector<std::shared_ptr<detail::batch_state<R>>> chunks_;
+    std::deque<std::variant<R, std::exception_ptr>> pending_;
+    std::optional<R> current_;
+};
+
+// ---- definitions --------------------------------------------------------------------------------------------
+
+inline pool::pool(pool_options opts) : method_(opts.start), owner_(platform::current_pid()) {
+    if (const char* ch = platform::get_env(detail::worker_env); ch && !detail::serving_flag()) {
+        // A spawned worker whose main() constructed a pool before serve_if_worker: say so, on both sides.
+        std::string msg =
+            "procpool: a pool was constructed in a spawned worker process before procpool::serve_if_worker(argc, "
+            "argv) ran. Spawned workers re-run main(); make `procpool::serve_if_worker(argc, argv);` the first "
+            "line of main(), before any pool is constructed.";
+        detail::worker_channel chan(static_cast<platform::native_handle>(std::atoi(ch)));
+        chan.send(detail::make_frame(detail::frame_type::guard_missing, msg));
+        std::fprintf(stderr, "%s\n", msg.c_str());
+        platform::quick_exit_process(3);
+    }
+    if (opts.workers == 0) opts.workers = std::max(1u, std::thread::hardware_concurrency());
+    if (opts.start == start_method::in_process) {
+        inl_ = std::make_shared<detail::inline_engine>(std::move(opts));
+        inl_->start();
+    } else {
+        proc_ = std::make_shared<detail::process_engine>(std::move(opts));
+        proc_->start();
+    }
+}
+
+inline pool::~pool() {
+    if (platform::current_pid() != owner_) return; // a forked copy: the workers are not ours
+    try {
+        shutdown(shutdown_mode::wait);
+    } catch (...) {
+    }
+}
+
+inline void pool::check_owner() const {
+    if (platform::current_pid() != owner_)
+        throw error("procpool: this pool belongs to process " + std::to_string(owner_) +
+                    "; a forked worker cannot use its parent's pool. Construct a pool inside the task instead "
+                    "(nested pools are supported).");
+}
+
+inline void pool::shutdown(shutdown_mode mode) {
+    check_owner();
+    if (proc_) proc_->shutdown(mode == shutdown_mode::cancel_pending);
+    else inl_->shutdown();
+}
+
+template <auto Task, class... Args>
+future<task_result_t<Task>> pool::submit(Args&&... args) {
+    static_assert(detail::check_call<Task, Args...>());
+    using R = task_result_t<Task>;
+    auto st = std::make_shared<detail::value_state<R>>();
+    st->id = next_id_++;
+    st->task = std::string(task_traits<Task>::name);
+    detail::job j{st, {}};
+    detail::begin_frame(j.frame);
+    writer w(j.frame);
+    w.write(st->id);
+    w.write(st->task);
+    detail::encode_call<Task>(j.frame, std::forward<Args>(args)...);
+    detail::finish_frame(j.frame, detail::frame_type::task);
+    enqueue(std::move(j));
+    return future<R>(std::move(st));
+}
+
+template <auto Task, std::ranges::input_range Range>
+std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::submit_chunks(Range&& inputs,
+                                                                                             std::size_t chunksize) {
+    static_assert(detail::check_task<Task>());
+    using R = task_result_t<Task>;
+    // Encode every item first: a bad argument fails here, before anything was sent.
+    std::vector<std::vector<std::byte>> items;
+    if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(inputs));
+    for (auto&& e : inputs) {
+        items.emplace_back();
+        detail::encode_item<Task>(items.back(), std::forward<decltype(e)>(e));
+    }
+    if (chunksize == 0) {
+        // As Python's Pool.map: about four chunks per worker.
+        std::size_t parts = std::max<std::size_t>(1, size()) * 4;
+        chunksize = items.size() / parts + (items.size() % parts ? 1 : 0);
+        if (chunksize == 0) chunksize = 1;
+    }
+    std::vector<std::shared_ptr<detail::batch_state<R>>> chunks;
+    for (std::size_t first = 0; first < items.size(); first += chunksize) {
+        std::size_t n = std::min(chunksize, items.size() - first);
+        auto st = std::make_shared<detail::batch_state<R>>();
+        st->id = next_id_++;
+        st->task = std::string(task_traits<Task>::name);
+        st->first_index = first;
+        st->values.resize(n);
+        st->errors.resize(n);
+        detail::job j{st, {}};
+        detail::begin_frame(j.frame);
+        writer w(j.frame);
+        w.write(st->id);
+        w.write(st->task);
+        w.write(static_cast<std::uint64_t>(n));
+        for (std::size_t i = first; i < first + n; ++i) w.write(items[i]);
+        detail::finish_frame(j.frame, detail::frame_type::batch);
+        enqueue(std::move(j));
+        chunks.push_back(std::move(st));
+    }
+    return chunks;
+}
+
+template <auto Task, std::ranges::input_range Range>
+auto pool::map(Range&& inputs, std::size_t chunksize) {
+    using R = task_result_t<Task>;
+    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), chunksize);
+    std::exception_ptr first_error;
+    for (auto& c : chunks) detail::wait_state(*c);
+    if constexpr (std::is_void_v<R>) {
+        for (auto& c : chunks) {
+            if (c->error) std::rethrow_exception(c->error);
+            for (auto& e : c->errors)
+                if (e) std::rethrow_exception(e);
+        }
+    } else {
+        std::vector<R> out;
+        for (auto& c : chunks) out.reserve(out.size() + c->values.size());
+        for (auto& c : chunks) {
+            if (c->error) std::rethrow_exception(c->error);
+            for (std::size_t i = 0; i < c->values.size(); ++i) {
+                if (c->errors[i]) std::rethrow_exception(c->errors[i]);
+                out.push_back(std::move(*c->values[i]));
+            }
+        }
+        return out;
+    }
+}
+
+template <auto Task, std::ranges::input_range Range>
+unordered_results<task_result_t<Task>> pool::map_unordered(Range&& inputs, std::size_t chunksize) {
+    return unordered_results<task_result_t<Task>>(submit_chunks<Task>(std::forward<Range>(inputs), chunksize));
+}
+
+PROCPOOL_END_NAMESPACE
+
+#endif // PROCPOOL_POOL_HPP

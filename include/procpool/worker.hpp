@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/worker.hpp: the worker loop, serve_if_worker, and the fork template process.
+#ifndef PROCPOOL_WORKER_HPP
+#define PROCPOOL_WORKER_HPP
+
+#include <procpool/codec.hpp>
+#include <procpool/config.hpp>
+#include <procpool/error.hpp>
+#include <procpool/log.hpp>
+#include <procpool/platform/platform.hpp>
+#include <procpool/protocol.hpp>
+#include <procpool/task.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+PROCPOOL_BEGIN_NAMESPACE
+
+namespace detail {
+
+inline constexpr const char* worker_flag = "--procpool-worker";
+inline constexpr const char* forkserver_flag = "--procpool-forkserver";
+/// Set in a spawned worker's environment, so a pool constructed there before serve_if_worker is noticed.
+inline constexpr const char* worker_env = "PROCPOOL_WORKER_CHANNEL";
+
+/// Descriptors procpool owns in this process (pool channels). A forked child closes them: they belong to
+/// the parent's other pools.
+struct internal_handles {
+    std::mutex mutex;
+    std::set<platform::native_handle> handles;
+};
+inline internal_handles& owned_handles() {
+    static internal_handles h;
+    return h;
+}
+inline void own_handle(platform::native_handle h) {
+    std::lock_guard lock(owned_handles().mutex);
+    owned_handles().handles.insert(h);
+}
+inline void release_handle(platform::native_handle h) {
+    std::lock_guard lock(owned_handles().mutex);
+    owned_handles().handles.erase(h);
+}
+/// In a freshly forked child (single-threaded): close every parent-owned handle except `keep`.
+inline void close_inherited_handles(platform::native_handle keep1, platform::native_handle keep2 = -1) noexcept {
+    auto& hs = owned_handles();
+    new (&hs.mutex) std::mutex; // another thread of the parent may have held it at fork time
+    for (auto h : hs.handles)
+        if (h != keep1 && h != keep2) platform::close_handle(h);
+    hs.handles.clear();
+    if (keep1 >= 0) hs.handles.insert(keep1);
+    if (keep2 >= 0) hs.handles.insert(keep2);
+}
+
+/// True while this process is serving as a worker (so a pool constructed from a task is a nested pool).
+inline bool& serving_flag() {
+    static bool serving = false;
+    return serving;
+}
+
+/// Blocking frame I/O on the worker's side of the channel.
+class worker_channel {
+public:
+    explicit worker_channel(platform::native_handle fd) : fd_(fd) {}
+    [[nodiscard]] platform::native_handle handle() const noexcept { return fd_; }
+
+    bool send(const std::vector<std::byte>& frame) { return platform::write_all(fd_, frame.data(), frame.size()); }
+
+    /// Next frame; false on end of stream. \throws protocol_error on a corrupt header.
+    bool receive(frame_type& type, std::vector<std::byte>& payload) {
+        std::byte h[frame_header_size];
+        if (!platform::read_all(fd_, h, sizeof h)) return false;
+        auto head = parse_frame_head(h, PROCPOOL_MAX_FRAME_BYTES);
+        type = head.type;
+        payload.resize(head.length);
+        return platform::read_all(fd_, payload.data(), head.length);
+    }
+
+private:
+    platform::native_handle fd_;
+};
+
+inline exception_record unknown_task_record(std::string_view name) {
+    std::string known;
+    for (const auto& n : registry::instance().names()) known += (known.empty() ? "" : ", ") + n;
+    exception_record r;
+    r.kind = exception_kind::unknown_task;
+    r.type = "procpool::unknown_task";
+    r.what = "procpool: unknown task \"" + std::string(name) + "\" in worker pid " +
+             std::to_string(platform::current_pid()) + "; this worker has registered: " + (known.empty() ? "(none)" : known) +
+             ". Register it with PROCPOOL_TASK in a source file linked into this executable.";
+    return r;
+}
+
+/// Runs one call, writing ok + value (or the exception) to `out`. Exceptions thrown while encoding the
+/// result are caught too: the partial value is dropped.
+inline void run_call(std::string_view name, std::span<const std::byte> args, std::vector<std::byte>& out) {
+    auto mark = out.size();
+    writer w(out);
+    const task_entry* entry = registry::instance().find(name);
+    try {
+        if (!entry) throw unknown_task(unknown_task_record(name).what);
+        w.write(true);
+        reader r(args);
+        entry->invoke(r, w);
+        return;
+    } catch (...) {
+        out.resize(mark);
+        w.write(false);
+        auto rec = capture_exception(std::current_exception());
+        w.write(rec);
+    }
+}
+
+/// Runs an initializer or finalizer; returns the exception it threw, if any.
+inline std::optional<exception_record> run_hook(const task_call& call) {
+    std::vector<std::byte> out;
+    run_call(call.name, call.args, out);
+    reader r(out);
+    if (r.read<bool>()) return std::nullopt;
+    return r.read<exception_record>();
+}
+
+/// The worker loop: hello, setup, then tasks until retire or end of stream. Returns the exit code.
+inline int serve_channel(platform::native_handle fd) noexcept {
+    serving_flag() = true;
+    worker_channel ch(fd);
+    try {
+        auto& reg = registry::instance();
+        reg.verify();
+        hello_msg hello;
+        hello.registry_hash = reg.hash();
+        hello.executable = platform::executable_identity();
+        hello.pid = platform::current_pid();
+        if (!ch.send(make_frame(frame_type::hello, hello))) return 0;
+
+        frame_type type{};
+        std::vector<std::byte> payload;
+        if (!ch.receive(type, payload)) return 0; // refused by the parent, or the parent is gone
+        if (type != frame_type::setup)
+            throw protocol_error(std::string("procpool: expected setup, got ") + frame_type_name(type), 0);
+        auto setup = decode<setup_msg>(payload);
+        set_log_level(static_cast<log_level>(setup.log_level));
+        if (setup.initializer) {
+            if (auto err = run_hook(*setup.initializer)) {
+                ch.send(make_frame(frame_type::init_failed, *err));
+                return 4;
+            }
+        }
+        if (!ch.send(make_empty_frame(frame_type::ready))) return 0;
+        log(log_level::debug, [&] { return "worker " + std::to_string(setup.worker_index) + " ready"; });
+
+        std::vector<std::byte> out;
+        for (;;) {
+            if (!ch.receive(type, payload)) return 0; // parent gone: exit without the finalizer
+            switch (type) {
+            case frame_type::task: {
+                reader r(payload);
+                auto id = r.read<std::uint64_t>();
+                auto name = r.read<std::string>();
+                begin_frame(out);
+                writer(out).write(id);
+                run_call(name, std::span(payload).subspan(r.offset()), out);
+                finish_frame(out, frame_type::result);
+                if (!ch.send(out)) return 0;
+                break;
+            }
+            case frame_type::batch: {
+                reader r(payload);
+                auto id = r.read<std::uint64_t>();
+                auto name = r.read<std::string>();
+                auto items = r.read<std::vector<std::vector<std::byte>>>();
+                begin_frame(out);
+                writer w(out);
+                w.write(id);
+                w.write(static_cast<std::uint64_t>(items.size()));
+                for (const auto& item : items) run_call(name, item, out);
+                finish_frame(out, frame_type::batch_result);
+                if (!ch.send(out)) return 0;
+                break;
+            }
+            case frame_type::retire: {
+                std::optional<exception_record> err;
+                if (setup.finalizer) err = run_hook(*setup.finalizer);
+                ch.send(make_frame(frame_type::bye, err));
+                return 0;
+            }
+            default:
+                throw protocol_error(std::string("procpool: unexpected ") + frame_type_name(type) + " frame in a worker",
+                                     0);
+            }
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "procpool: worker pid %ld stops: %s\n", platform::current_pid(), e.what());
+        return 5;
+    } catch (...) {
+        return 5;
+    }
+}
+
+/// Record sent by the fork template to the pool: a worker it started (with its channel) or one that exited.
+struct template_record {
+    std::int32_t kind; // 1 started, 2 exited
+    std::int32_t code;
+    std::int32_t signal;
+    std::int32_t pad;
+    std::int64_t pid;
+};
+
+/// The fork template ("zygote"): a single-threaded copy of the parent taken when the pool was constructed.
+/// Every worker is forked from it, so replacements start from the same state as the first workers, and no
+/// fork ever happens in a parent that has started threads since. Never returns.
+[[noreturn]] inline void run_fork_template(platform::native_handle ctl, platform::pid_type parent) noexcept {
+    if (!platform::bind_lifetime_to_parent(parent)) platform::quick_exit_process(0);
+    close_inherited_handles(ctl);
+    platform::native_handle exits = -1;
+    try {
+        exits = platform::child_exit_events();
+    } catch (...) {
+        platform::quick_exit_process(6);
+    }
+    for (;;) {
+        std::vector<platform::poll_item> items{{ctl, false}, {exits, false}};
+        try {
+            platform::wait_any(items, -1);
+        } catch (...) {
+            platform::quick_exit_process(0);
+        }
+        if (items[1].readable) platform::drain(exits);
+        while (auto ended = platform::reap_any()) {
+            template_record rec{2, ended->second.code, ended->second.signal, 0, ended->first};
+            if (!platform::write_all(ctl, &rec, sizeof rec)) platform::quick_exit_process(0);
+        }
+        if (!items[0].readable && !items[0].hangup) continue;
+        char cmd = 0;
+        if (!platform::read_all(ctl, &cmd, 1)) platform::quick_exit_process(0); // the pool is gone
+        platform::native_handle mine = -1, theirs = -1;
+        try {
+            platform::make_channel(mine, theirs);
+        } catch (...) {
+            platform::quick_exit_process(6);
+        }
+        int err = 0;
+        platform::pid_type pid = platform::fork_process_noexcept(err);
+        if (pid == 0) {
+            platform::reset_child_exit_events(exits);
+            platform::close_handle(ctl);
+            platform::close_handle(theirs);
+            owned_handles().handles.clear();
+            platform::bind_lifetime_to_parent(platform::parent_pid());
+            platform::quick_exit_process(serve_channel(mine));
+        }
+        platform::close_handle(mine);
+        template_record rec{pid > 0 ? 1 : 3, err, 0, 0, pid};
+        bool sent = pid > 0 ? platform::send_handle(ctl, theirs, &rec, sizeof rec)
+                            : platform::write_all(ctl, &rec, sizeof rec);
+        platform::close_handle(theirs);
+        if (!sent) platform::quick_exit_process(0);
+    }
+}
+
+} // namespace detail
+
+/// Call first in main(): in a process that procpool started as a worker it serves tasks and exits; in any
+/// other process it returns at once. Spawned workers run static initialization and then main(), so a pool
+/// constructed before this call would start workers recursively: procpool detects that and says so.
+/// \code
+/// int main(int argc, char** argv) {
+///     procpool::serve_if_worker(argc, argv);
+///     ...
+/// }
+/// \endcode
+inline void serve_if_worker(int argc, char** argv) {
+    if (argc < 3 || !argv || !argv[1]) return;
+    bool worker = std::strcmp(argv[1], detail::worker_flag) == 0;
+    bool server = std::strcmp(argv[1], detail::forkserver_flag) == 0;
+    if (!worker && !server) return;
+    platform::unset_env(detail::worker_env);
+    auto parent = static_cast<platform::pid_type>(std::strtoll(argv[2], nullptr, 10));
+    if (!platform::bind_lifetime_to_parent(parent)) std::exit(0);
+    if (server) detail::run_fork_template(platform::child_channel_fd, parent);
+    std::exit(detail::serve_channel(platform::child_channel_fd));
+}
+
+PROCPOOL_END_NAMESPACE
+
+#endif // PROCPOOL_WORKER_HPP
