@@ -190,8 +190,11 @@ public:
         }
         while (driving_) cv_.wait(lk);
         retiring_all_ = true;
-        for (auto& w : slots_)
-            if (w->state != worker_slot::phase::closed && w->state != worker_slot::phase::retiring) retire(*w);
+        for (auto& w : slots_) {
+            if (w->state == worker_slot::phase::ready) retire(*w);
+            else if (w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup)
+                ended(*w); // not set up yet: closing the channel ends it quietly, no finalizer to run
+        }
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         while (live_count() > 0 && std::chrono::steady_clock::now() < deadline) drive_once(lk, deadline);
         shut_down_ = true;
@@ -592,7 +595,7 @@ private:
         platform::exit_status st = collect_status(w);
         log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " " + describe_exit(st); });
         if (was == P::hello || was == P::setup) {
-            if (broken_) return; // init_failed already reported it
+            if (broken_ || retiring_all_) return; // init_failed already reported it, or shutdown closed it
             std::exception_ptr e = w.kill_reason;
             if (!e)
                 e = std::make_exception_ptr(start_error(
