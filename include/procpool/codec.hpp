@@ -154,6 +154,53 @@ consteval bool is_serializable();
 template <class T>
 consteval std::size_t min_wire_size();
 
+// Boost.PFR counts the initializers an aggregate accepts, and a C array member takes one per element (brace
+// elision), so PFR's count exceeds the members and reflecting the type is a hard error. Find such a member first,
+// so that `serializable` stays false and the diagnostic is ours: slot I starts a C array when braces there (which
+// take the whole array) leave too many initializers for the slots after it. The probes mirror PFR's own.
+template <class U>
+U& never_called() noexcept { // instantiated inside the unevaluated probes below, never run
+    U* p = nullptr;
+    return *p;
+}
+struct any_field_lref {
+    std::size_t ignore;
+    template <class U>
+    operator U&() const&& noexcept {
+        return never_called<U>();
+    }
+    template <class U>
+    operator U&() const& noexcept {
+        return never_called<U>();
+    }
+};
+struct any_field_rref {
+    std::size_t ignore;
+    template <class U>
+    operator U() const&& noexcept {
+        return static_cast<U&&>(never_called<U>());
+    }
+};
+template <class T, class Any, std::size_t... B, std::size_t... A>
+consteval bool braces_fit(std::index_sequence<B...>, std::index_sequence<A...>) {
+    return requires { T{Any{B}..., {}, Any{A}...}; };
+}
+template <class T, std::size_t I, std::size_t After>
+consteval bool braces_fit_at() {
+    using any = std::conditional_t<std::is_copy_constructible_v<T>, any_field_lref, any_field_rref>;
+    return braces_fit<T, any>(std::make_index_sequence<I>{}, std::make_index_sequence<After>{});
+}
+template <class T, std::size_t I, std::size_t N>
+consteval bool has_c_array_from() {
+    if constexpr (I >= N) return false;
+    else if constexpr (!braces_fit_at<T, I, N - I - 1>() && braces_fit_at<T, I, 0>()) return true;
+    else return has_c_array_from<T, I + 1, N>();
+}
+template <class T> // T: an aggregate
+consteval bool has_c_array_member() {
+    return has_c_array_from<T, 0, boost::pfr::tuple_size_v<T>>();
+}
+
 template <class Tuple, std::size_t... I>
 consteval bool all_tuple_elements(std::index_sequence<I...>) {
     return (is_serializable<std::tuple_element_t<I, Tuple>>() && ...);
@@ -167,18 +214,22 @@ consteval bool all_of_types(type_tag<std::variant<A...>>) {
     return (is_serializable<A>() && ...);
 }
 
+template <class E> // E may be the element of a counted container: serializable, and never encoded to nothing
+consteval bool countable() {
+    if constexpr (!is_serializable<E>()) return false;
+    else return min_wire_size<E>() != 0;
+}
+
 template <class T>
 consteval bool is_serializable() {
     using U = std::remove_cv_t<T>;
     constexpr kind k = kind_of<T>();
     if constexpr (k == kind::unsupported) return false;
     // A count of elements that encode to nothing is bounded by no input, so it could not be refused.
-    else if constexpr (k == kind::sequence || k == kind::set_like)
-        return is_serializable<typename U::value_type>() && min_wire_size<typename U::value_type>() != 0;
+    else if constexpr (k == kind::sequence || k == kind::set_like) return countable<typename U::value_type>();
     else if constexpr (k == kind::std_array || k == kind::optional) return is_serializable<typename U::value_type>();
     else if constexpr (k == kind::map_like)
-        return is_serializable<typename U::key_type>() && is_serializable<typename U::mapped_type>() &&
-               min_wire_size<typename U::key_type>() + min_wire_size<typename U::mapped_type>() != 0;
+        return countable<std::pair<typename U::key_type, typename U::mapped_type>>();
     else if constexpr (k == kind::variant) return all_of_types(type_tag<U>{});
     else if constexpr (k == kind::tuple_like)
         return all_tuple_elements<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
@@ -188,9 +239,10 @@ consteval bool is_serializable() {
         return !std::is_array_v<typename U::element_type> && !std::is_polymorphic_v<typename U::element_type> &&
                std::is_same_v<typename U::deleter_type, std::default_delete<typename U::element_type>> &&
                is_serializable<typename U::element_type>();
-    else if constexpr (k == kind::aggregate)
-        return all_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
-    else return true;
+    else if constexpr (k == kind::aggregate) {
+        if constexpr (has_c_array_member<U>()) return false;
+        else return all_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+    } else return true;
 }
 
 } // namespace detail
@@ -404,10 +456,10 @@ template <class U>
 consteval bool has_empty_elements() {
     constexpr kind k = kind_of<U>();
     if constexpr (k == kind::sequence || k == kind::set_like)
-        return is_serializable<typename U::value_type>() && min_wire_size<typename U::value_type>() == 0;
+        return is_serializable<typename U::value_type>() && !countable<typename U::value_type>();
     else if constexpr (k == kind::map_like)
-        return is_serializable<typename U::key_type>() && is_serializable<typename U::mapped_type>() &&
-               min_wire_size<typename U::key_type>() + min_wire_size<typename U::mapped_type>() == 0;
+        return is_serializable<std::pair<typename U::key_type, typename U::mapped_type>>() &&
+               !countable<std::pair<typename U::key_type, typename U::mapped_type>>();
     else return false;
 }
 
@@ -457,7 +509,14 @@ consteval bool check_serializable() {
     } else if constexpr (k == kind::tuple_like) {
         return check_tuple<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
     } else if constexpr (k == kind::aggregate) {
-        return check_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+        if constexpr (has_c_array_member<U>()) {
+            static_assert(dependent_false<T>, "procpool: a C array is not serializable, and this aggregate has a C "
+                                              "array member (the compiler's note names the aggregate). Use "
+                                              "std::array or std::vector. ");
+            return false;
+        } else {
+            return check_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+        }
     } else if constexpr (k == kind::unique_ptr) {
         static_assert(dependent_false<T>, "procpool: unique_ptr is serializable only to a non-array, "
                                           "non-polymorphic serializable type with the default deleter. ");
@@ -477,7 +536,8 @@ template <class T>
 void writer::write(const T& v) {
     static_assert(detail::check_serializable<T>());
     using U = std::remove_cv_t<T>;
-    constexpr auto k = detail::kind_of<T>();
+    // After a failed check, no branch below is taken: the message above stays the only error.
+    constexpr auto k = detail::is_serializable<T>() ? detail::kind_of<T>() : detail::kind::unsupported;
     using detail::kind;
     if constexpr (k == kind::custom) {
         if constexpr (detail::has_member_codec<U>) v.procpool_encode(*this);
@@ -553,7 +613,8 @@ template <class T>
 T reader::read() {
     static_assert(detail::check_serializable<T>());
     using U = std::remove_cv_t<T>;
-    constexpr auto k = detail::kind_of<T>();
+    // After a failed check, no branch below is taken: the message above stays the only error.
+    constexpr auto k = detail::is_serializable<T>() ? detail::kind_of<T>() : detail::kind::unsupported;
     using detail::kind;
     if constexpr (k == kind::custom) {
         if constexpr (detail::has_member_codec<U>) return U::procpool_decode(*this);

@@ -89,6 +89,31 @@ consteval bool check_call() {
     }
 }
 
+template <auto Task>
+struct result_or_void {
+    using type = void;
+};
+template <auto Task>
+    requires registered_task<Task>
+struct result_or_void<Task> {
+    using type = task_result_t<Task>;
+};
+
+/// The result type in the declarations of submit (with Args: checks the call) and map (without: checks the
+/// task). A plain task_result_t<Task> there would drop the overload for an unregistered Task ("no matching
+/// function") before the static_assert in the body runs; this one fires while the call is resolved, so our
+/// message leads, ahead of errors in the caller's use of the result.
+template <auto Task, class... Args>
+struct checked_result {
+    static_assert(check_call<Task, Args...>());
+    using type = typename result_or_void<Task>::type;
+};
+template <auto Task>
+struct checked_task_result {
+    static_assert(check_task<Task>());
+    using type = typename result_or_void<Task>::type;
+};
+
 template <class P, class A>
 void write_as(writer& w, A&& a) {
     if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) w.write(a);
@@ -217,7 +242,7 @@ public:
     /// cannot be encoded fails here, not in the worker.
     /// \throws pool_closed after shutdown(); the pool's error when it is broken (initializer_error...).
     template <auto Task, class... Args>
-    [[nodiscard]] future<task_result_t<Task>> submit(Args&&... args);
+    [[nodiscard]] future<typename detail::checked_result<Task, Args...>::type> submit(Args&&... args);
 
     /// Not a task: always a compile-time error that says how to make one.
     template <class F, class... Args>
@@ -237,7 +262,8 @@ public:
 
     /// Like map, but yields results as chunks complete (an input range that drives the pool as it advances).
     template <auto Task, std::ranges::input_range Range>
-    [[nodiscard]] unordered_results<task_result_t<Task>> map_unordered(Range&& inputs, std::size_t chunksize = 0);
+    [[nodiscard]] unordered_results<typename detail::checked_task_result<Task>::type>
+    map_unordered(Range&& inputs, std::size_t chunksize = 0);
 
     /// Stops accepting tasks and retires the workers; see shutdown_mode. Idempotent.
     void shutdown(shutdown_mode mode = shutdown_mode::wait);
@@ -379,7 +405,7 @@ inline void pool::shutdown(shutdown_mode mode) {
 }
 
 template <auto Task, class... Args>
-future<task_result_t<Task>> pool::submit(Args&&... args) {
+future<typename detail::checked_result<Task, Args...>::type> pool::submit(Args&&... args) {
     static_assert(detail::check_call<Task, Args...>());
     using R = task_result_t<Task>;
     auto st = std::make_shared<detail::value_state<R>>();
@@ -439,7 +465,7 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
 
 template <auto Task, std::ranges::input_range Range>
 auto pool::map(Range&& inputs, std::size_t chunksize) {
-    using R = task_result_t<Task>;
+    using R = typename detail::checked_task_result<Task>::type;
     auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), chunksize);
     std::exception_ptr first_error;
     for (auto& c : chunks) detail::wait_state(*c);
@@ -464,7 +490,8 @@ auto pool::map(Range&& inputs, std::size_t chunksize) {
 }
 
 template <auto Task, std::ranges::input_range Range>
-unordered_results<task_result_t<Task>> pool::map_unordered(Range&& inputs, std::size_t chunksize) {
+unordered_results<typename detail::checked_task_result<Task>::type> pool::map_unordered(Range&& inputs,
+                                                                                       std::size_t chunksize) {
     return unordered_results<task_result_t<Task>>(submit_chunks<Task>(std::forward<Range>(inputs), chunksize));
 }
 

@@ -1,0 +1,12 @@
+// expect: a container of empty elements
+// SPDX-License-Identifier: BSL-1.0
+// A counted container of elements that encode to nothing is refused: no input could bound its count.
+#include <procpool/codec.hpp>
+
+#include <variant>
+#include <vector>
+
+int main() {
+    auto bytes = procpool::encode(std::vector<std::monostate>(3));
+    return static_cast<int>(bytes.size());
+}

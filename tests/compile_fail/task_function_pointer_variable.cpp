@@ -1,0 +1,14 @@
+// expect: procpool: a callable object is not a registered task
+// A function pointer variable, even to a registered task: only the name crosses. Fix: pool.submit<registered_fn>(1).
+#include <procpool/procpool.hpp>
+
+int registered_fn(int x) { return x + 1; }
+PROCPOOL_TASK(registered_fn);
+
+int main(int argc, char** argv) {
+    procpool::serve_if_worker(argc, argv);
+    procpool::pool pool{{.workers = 1}};
+    auto fp = &registered_fn;
+    pool.submit(fp, 1);
+    return 0;
+}

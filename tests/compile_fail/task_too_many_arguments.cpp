@@ -1,0 +1,15 @@
+// expect: procpool: wrong number of arguments for this task
+// norm takes two arguments; three are given. Fix: pool.submit<norm>(3.0, 4.0).
+#include <procpool/procpool.hpp>
+
+#include <cmath>
+
+double norm(double x, double y) { return std::hypot(x, y); }
+PROCPOOL_TASK(norm);
+
+int main(int argc, char** argv) {
+    procpool::serve_if_worker(argc, argv);
+    procpool::pool pool{{.workers = 1}};
+    auto f = pool.submit<norm>(3.0, 4.0, 5.0);
+    return f.get() == 5.0 ? 0 : 1;
+}
