@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
+# The whole test suite, as CI runs it (.ci/run calls this). Stages:
+#   gcc        g++-12, Debug, -Werror: unit tests, examples, header tests, compile-fail tests   (build/gcc)
+#   clang      clang++-14 with libc++, RelWithDebInfo, -Werror: the same                       (build/clang)
+#   asan       g++-12 with -fsanitize=address,undefined -fno-sanitize-recover=all: unit tests, examples (build/asan)
+#   meson      Meson build of the unit tests and examples, meson test                          (build/meson)
+#   consumers  scripts/consumer-tests.sh: find_package, add_subdirectory, FetchContent, pkg-config, Meson subproject
+#   fuzz       each fuzz/*.cpp under libFuzzer, 30 s in total (clang)                           (build/fuzz)
+#   version    the versions of config.hpp, CMake, Meson and both .pc files agree               (build/version*)
+# Run a subset with PROCPOOL_STAGES="gcc asan" (or as arguments: scripts/test.sh gcc asan).
+# PROCPOOL_JOBS (default 2) sets the parallelism of builds and ctest. Logs: build/logs/<stage>.log.
+# Prints "stage <name>: ok (N s)" or "stage <name>: FAILED (N s)" per stage, then "N passed, N failed".
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo" || exit 1
+
+all_stages="gcc clang asan meson consumers fuzz version"
+if [[ $# -gt 0 ]]; then
+    stages="$*"
+else
+    stages=${PROCPOOL_STAGES:-$all_stages}
+fi
+for stage in $stages; do
+    if [[ " $all_stages " != *" $stage "* ]]; then
+        echo "test.sh: unknown stage '$stage' (stages: $all_stages)" >&2
+        exit 2
+    fi
+done
+jobs=${PROCPOOL_JOBS:-2}
+export CMAKE_GENERATOR=${CMAKE_GENERATOR:-Ninja}
+export CTEST_OUTPUT_ON_FAILURE=1
+
+deps_args=()
+[[ " $stages " == *" clang "* || " $stages " == *" fuzz "* ]] && deps_args=(--ci)
+bash scripts/ensure-deps.sh "${deps_args[@]}" || exit 1
+
+# cmake_stage <build dir> <cmake args...>: configure, build everything, run ctest.
+cmake_stage() {
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" "$@" &&
+        cmake --build "$dir" -j "$jobs" &&
+        ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900
+}
+
+stage_gcc() {
+    cmake_stage build/gcc -DCMAKE_CXX_COMPILER=g++-12 -DCMAKE_BUILD_TYPE=Debug
+}
+
+stage_clang() {
+    cmake_stage build/clang -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_CXX_FLAGS=-stdlib=libc++ -DCMAKE_EXE_LINKER_FLAGS=-stdlib=libc++
+}
+
+stage_asan() {
+    local san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    # Warnings are the gcc and clang stages' business: sanitizers make g++ warn spuriously (std::regex, -O1).
+    # -O0 (Debug): g++ compiles a sanitized Catch2 v2 main.cpp in ~70 s at -O0 but ~260 s at -O1.
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_init_order=1} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    cmake_stage build/asan -DCMAKE_CXX_COMPILER=g++-12 -DCMAKE_BUILD_TYPE=Debug \
+        -DCMAKE_CXX_FLAGS="$san -Wno-maybe-uninitialized" -DCMAKE_EXE_LINKER_FLAGS="$san" -DPROCPOOL_WERROR=OFF \
+        -DPROCPOOL_BUILD_HEADER_TESTS=OFF -DPROCPOOL_BUILD_COMPILE_FAIL_TESTS=OFF
+}
+
+stage_meson() {
+    if [[ -f build/meson/build.ninja ]]; then
+        meson setup --reconfigure build/meson || return 1 # picks up new test files
+    else
+        CXX=${CXX:-g++-12} meson setup build/meson --buildtype=debug || return 1
+    fi
+    meson compile -C build/meson -j "$jobs" &&
+        meson test -C build/meson --num-processes "$jobs" --print-errorlogs
+}
+
+stage_consumers() {
+    if [[ ! -f build/gcc/CMakeCache.txt ]]; then
+        cmake -S . -B build/gcc -DCMAKE_CXX_COMPILER=g++-12 -DCMAKE_BUILD_TYPE=Debug || return 1
+    fi
+    CXX=${CXX:-g++-12} bash scripts/consumer-tests.sh build/gcc
+}
+
+fuzz_targets() {
+    local f n=0
+    for f in fuzz/*.cpp; do [[ -f $f ]] && n=$((n + 1)); done
+    echo "$n"
+}
+
+stage_fuzz() {
+    local n seconds
+    n=$(fuzz_targets)
+    seconds=$((30 / n))
+    [[ $seconds -lt 5 ]] && seconds=5
+    cmake -S . -B build/fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DPROCPOOL_BUILD_FUZZ=ON -DPROCPOOL_BUILD_TESTS=OFF -DPROCPOOL_BUILD_EXAMPLES=OFF -DPROCPOOL_INSTALL=OFF \
+        -DPROCPOOL_FUZZ_SECONDS="$seconds" &&
+        cmake --build build/fuzz -j "$jobs" &&
+        ctest --test-dir build/fuzz -L fuzz --output-on-failure -j 1   # fuzzers are CPU bound: one at a time
+}
+
+pc_version() { sed -nE 's/^Version:[[:space:]]*//p' "$1"; }
+
+stage_version() {
+    local header python cmake_v cmake_pc cmake_cfg meson_v meson_pc part
+    header=""
+    for part in MAJOR MINOR PATCH; do
+        header+=$(sed -nE "s/^#[[:space:]]*define[[:space:]]+PROCPOOL_VERSION_${part}[[:space:]]+([0-9]+).*/\1/p" \
+            include/procpool/config.hpp).
+    done
+    header=${header%.}
+    python=$(python3 scripts/version.py) || return 1
+
+    cmake -S . -B build/version -DPROCPOOL_BUILD_TESTS=OFF -DPROCPOOL_BUILD_EXAMPLES=OFF -DPROCPOOL_INSTALL=ON \
+        >/dev/null || return 1
+    cmake_v=$(sed -nE 's/^CMAKE_PROJECT_VERSION:STATIC=//p' build/version/CMakeCache.txt)
+    cmake_pc=$(pc_version build/version/procpool.pc)
+    cmake_cfg=$(sed -nE 's/^set\(PACKAGE_VERSION "([^"]*)"\)/\1/p' build/version/procpoolConfigVersion.cmake)
+
+    if [[ -f build/version-meson/build.ninja ]]; then
+        meson setup --reconfigure build/version-meson >/dev/null || return 1
+    else
+        meson setup build/version-meson -Dtests=false -Dexamples=false >/dev/null || return 1
+    fi
+    meson_v=$(meson introspect build/version-meson --projectinfo |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])') || return 1
+    meson_pc=$(pc_version build/version-meson/meson-private/procpool.pc)
+
+    printf '%-32s %s\n' "config.hpp" "$header" "scripts/version.py" "$python" "CMake project()" "$cmake_v" \
+        "CMake procpoolConfigVersion" "$cmake_cfg" "CMake procpool.pc" "$cmake_pc" \
+        "Meson project()" "$meson_v" "Meson procpool.pc" "$meson_pc"
+    local v ok=0
+    for v in "$python" "$cmake_v" "$cmake_cfg" "$cmake_pc" "$meson_v" "$meson_pc"; do
+        if [[ $v != "$header" ]]; then
+            echo "version mismatch: '$v' differs from config.hpp's '$header'"
+            ok=1
+        fi
+    done
+    [[ -n $header ]] || { echo "no version in config.hpp"; ok=1; }
+    return $ok
+}
+
+mkdir -p build/logs
+summary=()
+passed=0
+failed=0
+for stage in $stages; do
+    if [[ $stage == fuzz && $(fuzz_targets) -eq 0 ]]; then
+        summary+=("stage fuzz: skipped (no fuzz/*.cpp)")
+        echo "${summary[-1]}"
+        continue
+    fi
+    echo "=== stage $stage ==="
+    start=$SECONDS
+    if "stage_$stage" 2>&1 | tee "build/logs/$stage.log"; then
+        line="stage $stage: ok ($((SECONDS - start)) s)"
+        passed=$((passed + 1))
+    else
+        line="stage $stage: FAILED ($((SECONDS - start)) s; log: build/logs/$stage.log)"
+        failed=$((failed + 1))
+    fi
+    summary+=("$line")
+    echo "$line"
+done
+
+echo
+echo "=== summary ==="
+for line in "${summary[@]}"; do echo "$line"; done
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
