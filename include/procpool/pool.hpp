@@ -244,6 +244,11 @@ public:
     template <auto Task, class... Args>
     [[nodiscard]] future<typename detail::checked_result<Task, Args...>::type> submit(Args&&... args);
 
+    /// submit with per-task options, e.g. `pool.submit_with<f>({.timeout = 500ms}, x)`.
+    template <auto Task, class... Args>
+    [[nodiscard]] future<typename detail::checked_result<Task, Args...>::type> submit_with(const task_options& o,
+                                                                                        Args&&... args);
+
     /// Not a task: always a compile-time error that says how to make one.
     template <class F, class... Args>
     void submit(F&&, Args&&...) {
@@ -406,12 +411,18 @@ inline void pool::shutdown(shutdown_mode mode) {
 
 template <auto Task, class... Args>
 future<typename detail::checked_result<Task, Args...>::type> pool::submit(Args&&... args) {
+    return submit_with<Task>(task_options{}, std::forward<Args>(args)...);
+}
+
+template <auto Task, class... Args>
+future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(const task_options& o,
+                                                                               Args&&... args) {
     static_assert(detail::check_call<Task, Args...>());
     using R = task_result_t<Task>;
     auto st = std::make_shared<detail::value_state<R>>();
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
-    detail::job j{st, {}};
+    detail::job j{st, {}, o.timeout.count(), {}};
     detail::begin_frame(j.frame);
     writer w(j.frame);
     w.write(st->id);
@@ -449,7 +460,7 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
         st->first_index = first;
         st->values.resize(n);
         st->errors.resize(n);
-        detail::job j{st, {}};
+        detail::job j{st, {}, 0, {}};
         detail::begin_frame(j.frame);
         writer w(j.frame);
         w.write(st->id);

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,15 @@ enum class threaded_fork {
     warn    ///< log a warning and fork anyway.
 };
 
+/// What on_worker_lost reports about a worker that died.
+struct worker_lost {
+    long pid = 0;
+    int exit_code = -1;     ///< exit code, or -1 when a signal killed it
+    int signal = 0;         ///< the signal that killed it, or 0
+    std::string task;       ///< the task it was running, or "" (between tasks, in its initializer or finalizer)
+    std::string reason;     ///< a sentence, as in the error the task got
+};
+
 /// Options of a pool. Aggregate: use designated initializers, `pool{{.workers = 4}}`.
 struct pool_options {
     /// Number of worker processes; 0 means std::thread::hardware_concurrency().
@@ -60,6 +70,24 @@ struct pool_options {
     threaded_fork on_threads = threaded_fork::refuse;
     /// How long a worker may take from start to ready (handshake and initializer).
     std::chrono::milliseconds start_timeout{60000};
+    /// Default limit on the run time of a task (or of a map chunk); 0: none. A task over it fails with
+    /// task_timeout, and its worker is killed and replaced. `pool.submit_with` overrides it per task.
+    std::chrono::milliseconds task_timeout{0};
+    /// How many more times a task runs when its worker dies under it (crash, signal, exit). 0, the default:
+    /// never, since a task may have side effects. After the last attempt worker_died lists every cause.
+    std::size_t max_retries = 0;
+    /// A worker whose resident memory exceeds this many bytes after a task retires (the task's result is
+    /// kept) and a fresh one replaces it; 0: no limit. Read from /proc on Linux; elsewhere not enforced.
+    std::size_t max_memory_per_worker = 0;
+    /// Called when a worker dies unexpectedly (not when it retires), from the thread that drives the
+    /// pool, without the pool's lock held: it may call the pool.
+    std::function<void(const worker_lost&)> on_worker_lost{};
+};
+
+/// Per-task options for pool::submit_with.
+struct task_options {
+    /// Limit on this task's run time (overrides pool_options::task_timeout; 0: the pool's default).
+    std::chrono::milliseconds timeout{0};
 };
 
 namespace detail {
@@ -68,6 +96,8 @@ namespace detail {
 struct job {
     std::shared_ptr<state_base> state;
     std::vector<std::byte> frame;
+    std::int64_t timeout_ms = 0;       // 0: none
+    std::vector<std::string> failures; // why earlier attempts died (retries)
 };
 
 struct worker_slot {
@@ -83,6 +113,8 @@ struct worker_slot {
     std::deque<job> inflight; // front: running; the rest: sent ahead, not started
     std::size_t assigned = 0;
     std::int64_t started_ms = 0;
+    std::int64_t deadline_ms = 0; // when the running job times out; 0: no limit
+    bool over_memory = false;     // above max_memory_per_worker: retire when idle
     std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
 };
 
@@ -133,6 +165,7 @@ public:
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         if (broken_) std::rethrow_exception(broken_);
         j.state->owner = weak_from_this();
+        if (j.timeout_ms == 0) j.timeout_ms = opts_.task_timeout.count();
         queue_.push_back(std::move(j));
         if (driving_) wake();
         else dispatch();
@@ -182,8 +215,10 @@ public:
             queue_.clear();
             cv_.notify_all();
         }
-        // Wait for queued and running jobs, then retire.
-        while (!queue_.empty() || in_flight() > 0) {
+        // Wait for queued and running jobs, then retire. Also wait for workers the fork template was asked for
+        // (a recycling replacement): one delivered after the loop below would never be retired or closed, and
+        // shutdown would wait for it until its 30 s deadline.
+        while (!queue_.empty() || in_flight() > 0 || (template_pending_ > 0 && template_fd_ >= 0)) {
             if (broken_) break;
             if (!driving_) drive_once(lk, std::nullopt);
             else cv_.wait(lk);
@@ -308,11 +343,15 @@ private:
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
             timeout = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
         }
-        for (auto* w : who) { // handshakes have a deadline of their own
-            if (w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup) {
-                auto left = static_cast<int>(std::max<std::int64_t>(0, w->started_ms + opts_.start_timeout.count() - now_ms));
-                timeout = timeout < 0 ? left : std::min(timeout, left);
-            }
+        for (auto* w : who) { // handshakes and running tasks have deadlines of their own
+            std::int64_t until = 0;
+            if (w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup)
+                until = w->started_ms + opts_.start_timeout.count();
+            else if (w->deadline_ms)
+                until = w->deadline_ms;
+            if (!until) continue;
+            auto left = static_cast<int>(std::max<std::int64_t>(0, until - now_ms));
+            timeout = timeout < 0 ? left : std::min(timeout, left);
         }
         lk.unlock();
         try {
@@ -340,10 +379,41 @@ private:
                 now_ms - w->started_ms > opts_.start_timeout.count()) {
                 start_failed(*w, "did not complete its handshake within " + std::to_string(opts_.start_timeout.count()) +
                                      " ms");
+            } else if (w->state != worker_slot::phase::closed && w->deadline_ms && now_ms >= w->deadline_ms &&
+                       !w->inflight.empty()) {
+                const auto& running = w->inflight.front();
+                kill(*w, std::make_exception_ptr(task_timeout(
+                             "procpool: task \"" + running.state->task + "\" exceeded its timeout of " +
+                             std::to_string(running.timeout_ms) + " ms; worker pid " + std::to_string(w->pid) +
+                             " was killed and replaced")));
             }
         }
         reap_closed();
         dispatch();
+        report_losses(lk);
+    }
+
+    /// Runs on_worker_lost for the deaths seen in this round, without the lock (the callback may use the pool).
+    void report_losses(std::unique_lock<std::mutex>& lk) {
+        if (lost_.empty()) return;
+        auto events = std::move(lost_);
+        lost_.clear();
+        if (!opts_.on_worker_lost) return;
+        lk.unlock();
+        try {
+            for (const auto& e : events) opts_.on_worker_lost(e);
+        } catch (...) {
+            lk.lock();
+            throw;
+        }
+        lk.lock();
+    }
+
+    /// Starts the clock of the job now at the front of `w` (the one the worker runs next).
+    static void arm(worker_slot& w) {
+        w.deadline_ms = (!w.inflight.empty() && w.inflight.front().timeout_ms > 0)
+                            ? platform::now_ms() + w.inflight.front().timeout_ms
+                            : 0;
     }
 
     void wake() {
@@ -509,9 +579,17 @@ private:
                                      0);
             front.state->deliver_payload(payload.subspan(r.offset()));
             w.inflight.pop_front();
+            arm(w);
             cv_.notify_all();
-            if (opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker && w.inflight.empty() &&
-                w.state == P::ready) {
+            if (opts_.max_memory_per_worker && w.state == P::ready && !w.over_memory) {
+                auto rss = platform::resident_bytes(w.pid);
+                if (rss > opts_.max_memory_per_worker) {
+                    w.over_memory = true; // takes no new job; retires once the jobs sent ahead are done
+                    log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " uses " + std::to_string(rss) + " bytes, over max_memory_per_worker: retiring it"; });
+                }
+            }
+            bool recycle = opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker;
+            if ((recycle || w.over_memory) && w.inflight.empty() && w.state == P::ready) {
                 log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " recycled after " + std::to_string(w.assigned) + " tasks"; });
                 retire(w);
                 if (!broken_ && (!closed_ || !queue_.empty())) launch_replacement();
@@ -542,12 +620,14 @@ private:
                 if (w->state != worker_slot::phase::ready) continue;
                 if (w->inflight.size() > static_cast<std::size_t>(round)) continue;
                 if (opts_.max_tasks_per_worker && w->assigned >= opts_.max_tasks_per_worker) continue;
+                if (w->over_memory) continue;
                 job j = std::move(queue_.front());
                 queue_.pop_front();
                 ++w->assigned;
                 send(*w, j.frame);
                 log(log_level::debug, [&] { return "dispatch \"" + j.state->task + "\" to worker pid " + std::to_string(w->pid); });
                 w->inflight.push_back(std::move(j));
+                if (w->inflight.size() == 1) arm(*w);
             }
         }
     }
@@ -594,8 +674,12 @@ private:
         w.fd = -1;
         platform::exit_status st = collect_status(w);
         log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " " + describe_exit(st); });
+        auto lost = [&](std::string task, std::string reason) {
+            lost_.push_back(worker_lost{w.pid, st.code, st.signal, std::move(task), std::move(reason)});
+        };
         if (was == P::hello || was == P::setup) {
             if (broken_ || retiring_all_) return; // init_failed already reported it, or shutdown closed it
+            lost("", "worker pid " + std::to_string(w.pid) + " " + describe_exit(st) + " before it was ready");
             std::exception_ptr e = w.kill_reason;
             if (!e)
                 e = std::make_exception_ptr(start_error(
@@ -606,21 +690,41 @@ private:
             else if (!closed_) launch_replacement();
             return;
         }
-        if (was == P::retiring && w.inflight.empty()) return; // a normal retirement
+        if (was == P::retiring && w.inflight.empty()) { // a retirement: normal unless the finalizer crashed
+            if (st.signal || st.code != 0)
+                lost("", "worker pid " + std::to_string(w.pid) + " " + describe_exit(st) + " while retiring (in its finalizer)");
+            return;
+        }
         if (!w.inflight.empty()) {
             job running = std::move(w.inflight.front());
             w.inflight.pop_front();
-            std::exception_ptr e = w.kill_reason;
-            if (!e)
-                e = std::make_exception_ptr(worker_died(
-                    "procpool: worker pid " + std::to_string(w.pid) + " " + describe_exit(st) + " while running task \"" +
-                        running.state->task + "\"",
-                    running.state->task, w.pid, st.code, st.signal));
-            running.state->fail(e);
+            std::string cause = "worker pid " + std::to_string(w.pid) + " " + describe_exit(st);
             // The jobs sent ahead never started: they go back to the front of the queue, in order.
             for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) queue_.push_front(std::move(*it));
             w.inflight.clear();
+            if (w.kill_reason) {
+                lost(running.state->task, cause + " (killed by the pool)");
+                running.state->fail(w.kill_reason);
+            } else {
+                lost(running.state->task, cause + " while running task \"" + running.state->task + "\"");
+                running.failures.push_back(cause);
+                if (running.failures.size() <= opts_.max_retries) {
+                    log(log_level::info, [&] { return "retrying task \"" + running.state->task + "\" (" + cause + ")"; });
+                    queue_.push_front(std::move(running));
+                } else {
+                    std::string msg = "procpool: " + cause + " while running task \"" + running.state->task + "\"";
+                    if (running.failures.size() > 1) {
+                        msg += "; it was run " + std::to_string(running.failures.size()) + " times and killed its worker every time:";
+                        for (std::size_t i = 0; i < running.failures.size(); ++i)
+                            msg += (i ? "; " : " ") + std::string("attempt ") + std::to_string(i + 1) + ": " + running.failures[i];
+                    }
+                    running.state->fail(std::make_exception_ptr(
+                        worker_died(msg, running.state->task, w.pid, st.code, st.signal)));
+                }
+            }
             cv_.notify_all();
+        } else {
+            lost("", "worker pid " + std::to_string(w.pid) + " " + describe_exit(st) + " while idle");
         }
         if (!closed_ && !broken_) launch_replacement();
         else if (closed_ && !broken_ && !retiring_all_ && (!queue_.empty() || in_flight() > 0)) launch_replacement();
@@ -730,6 +834,7 @@ private:
     platform::native_handle template_fd_ = -1;
     int template_pending_ = 0;
     std::map<platform::pid_type, platform::exit_status> template_exits_;
+    std::vector<worker_lost> lost_; // deaths seen in this round, reported after it without the lock
 };
 
 } // namespace detail

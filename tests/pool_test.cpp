@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: BSL-1.0
+// tests/pool_test.cpp: what a multiprocessing.Pool user does, for every start method: submit/get, map
+// (chunked, starmap), map_unordered, as_completed, wait_all, wait_for, cancel, shutdown, and exceptions.
+#include "catch.hpp"
+#include "test_tasks.hpp"
+
+#include <procpool/procpool.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <list>
+#include <future>
+#include <map>
+#include <memory>
+#include <new>
+#include <numeric>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <unistd.h>
+
+namespace pool_t {
+
+struct point { // an aggregate: encoded field by field through Boost.PFR
+    int x;
+    double y;
+    std::string label;
+    std::vector<int> tags;
+};
+
+struct owned { // a move-only aggregate
+    std::unique_ptr<int> value;
+    std::string text;
+};
+
+struct custom_failure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+int square(int x) { return x * x; }
+int add(int a, int b) { return a + b; }
+long get_pid() { return static_cast<long>(::getpid()); }
+void touch(std::string path) { ppt::append_line(path, "touched"); }
+void fail_if_negative(int x) {
+    if (x < 0) throw std::invalid_argument("negative: " + std::to_string(x));
+}
+std::unique_ptr<int> boxed(int x) { return std::make_unique<int>(x); }
+owned make_owned(int x, std::string text) { return owned{std::make_unique<int>(x), std::move(text)}; }
+point moved(const point& p, int dx) {
+    point q = p;
+    q.x += dx;
+    q.label += "!";
+    q.tags.push_back(dx);
+    return q;
+}
+std::string describe(point p) { return p.label + ":" + std::to_string(p.x) + ":" + std::to_string(p.tags.size()); }
+int wait_gate(std::string path, int value) { return ppt::wait_on_gate(path) == 'x' ? value : -value; }
+
+int throw_out_of_range(std::string m) { throw std::out_of_range(m); }
+int throw_invalid_argument(std::string m) { throw std::invalid_argument(m); }
+int throw_runtime_error(std::string m) { throw std::runtime_error(m); }
+int throw_bad_alloc() { throw std::bad_alloc(); }
+int throw_custom(std::string m) { throw custom_failure(m); }
+int throw_int() { throw 42; }
+int throw_at(int x) {
+    if (x == 3) throw std::out_of_range("item " + std::to_string(x));
+    return x;
+}
+
+} // namespace pool_t
+
+PROCPOOL_TASK(pool_t::square);
+PROCPOOL_TASK(pool_t::add);
+PROCPOOL_TASK(pool_t::get_pid);
+PROCPOOL_TASK(pool_t::touch);
+PROCPOOL_TASK(pool_t::fail_if_negative);
+PROCPOOL_TASK(pool_t::boxed);
+PROCPOOL_TASK(pool_t::make_owned);
+PROCPOOL_TASK(pool_t::moved);
+PROCPOOL_TASK(pool_t::describe);
+PROCPOOL_TASK(pool_t::wait_gate);
+PROCPOOL_TASK(pool_t::throw_out_of_range);
+PROCPOOL_TASK(pool_t::throw_invalid_argument);
+PROCPOOL_TASK(pool_t::throw_runtime_error);
+PROCPOOL_TASK(pool_t::throw_bad_alloc);
+PROCPOOL_TASK(pool_t::throw_custom);
+PROCPOOL_TASK(pool_t::throw_int);
+PROCPOOL_TASK(pool_t::throw_at);
+
+using namespace pool_t;
+using procpool::start_method;
+
+namespace {
+// Tasks that block on a gate cannot run in_process: there submit() runs the task before it returns.
+constexpr std::array<start_method, 2> process_methods{start_method::spawn, start_method::fork};
+} // namespace
+
+TEST_CASE("submit and get: values, void and move-only results, aggregate arguments", "[pool]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    REQUIRE(p.method() == method);
+
+    SECTION("a value") {
+        auto f = p.submit<square>(7);
+        REQUIRE(f.valid());
+        CHECK(f.task_name() == "pool_t::square");
+        CHECK(f.get() == 49);
+        CHECK_FALSE(f.valid());
+        CHECK(p.submit<add>(2, 40).get() == 42);
+    }
+    SECTION("void: get() returns once the task ran, and rethrows its exception") {
+        ppt::temp_dir dir;
+        auto path = dir.file("touched");
+        auto f = p.submit<touch>(path);
+        static_assert(std::is_void_v<decltype(f.get())>);
+        f.get();
+        CHECK(ppt::read_lines(path) == std::vector<std::string>{"touched"});
+        p.submit<fail_if_negative>(1).get();
+        CHECK_THROWS_AS(p.submit<fail_if_negative>(-1).get(), std::invalid_argument);
+    }
+    SECTION("move-only results") {
+        std::unique_ptr<int> b = p.submit<boxed>(5).get();
+        REQUIRE(b);
+        CHECK(*b == 5);
+        owned o = p.submit<make_owned>(9, std::string("nine")).get();
+        REQUIRE(o.value);
+        CHECK(*o.value == 9);
+        CHECK(o.text == "nine");
+        auto many = p.map<boxed>(std::vector<int>{1, 2, 3});
+        REQUIRE(many.size() == 3);
+        for (int i = 0; i < 3; ++i) {
+            REQUIRE(many[static_cast<std::size_t>(i)]);
+            CHECK(*many[static_cast<std::size_t>(i)] == i + 1);
+        }
+    }
+    SECTION("aggregates as arguments and results (Boost.PFR)") {
+        point in{3, 1.5, "pt", {1, 2}};
+        point out = p.submit<moved>(in, 4).get();
+        CHECK(out.x == 7);
+        CHECK(out.y == 1.5);
+        CHECK(out.label == "pt!");
+        CHECK(out.tags == std::vector<int>{1, 2, 4});
+        CHECK(p.submit<describe>(in).get() == "pt:3:2");
+    }
+}
+
+TEST_CASE("map returns results in input order", "[pool][map]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+
+    std::vector<int> in(37);
+    std::iota(in.begin(), in.end(), -5);
+    std::vector<int> expected;
+    for (int x : in) expected.push_back(x * x);
+
+    SECTION("default chunksize") { CHECK(p.map<square>(in) == expected); }
+    SECTION("explicit chunksizes") {
+        for (std::size_t chunk : {1u, 2u, 5u, 36u, 37u, 100u}) {
+            INFO("chunksize " << chunk);
+            CHECK(p.map<square>(in, chunk) == expected);
+        }
+    }
+    SECTION("empty input and one element") {
+        CHECK(p.map<square>(std::vector<int>{}).empty());
+        CHECK(p.map<square>(std::vector<int>{}, 3).empty());
+        CHECK(p.map<square>(std::vector<int>{-4}) == std::vector<int>{16});
+        CHECK(p.map<square>(std::vector<int>{-4}, 8) == std::vector<int>{16});
+    }
+    SECTION("any input range: a list, a view") {
+        std::list<int> list{3, 1, 2};
+        CHECK(p.map<square>(list, 2) == std::vector<int>{9, 1, 4});
+#if defined(__cpp_lib_ranges) // libc++ 14 has std::ranges concepts but no views
+        auto view = std::views::iota(0, 10) | std::views::transform([](int i) { return 2 * i; });
+        std::vector<int> want;
+        for (int i = 0; i < 10; ++i) want.push_back(4 * i * i);
+        CHECK(p.map<square>(view, 3) == want);
+#endif
+    }
+    SECTION("tuples are unpacked for a two-argument task (starmap)") {
+        std::vector<std::tuple<int, int>> pairs;
+        std::vector<int> sums;
+        for (int i = 0; i < 11; ++i) {
+            pairs.emplace_back(i, 100 * i);
+            sums.push_back(101 * i);
+        }
+        CHECK(p.map<add>(pairs) == sums);
+        CHECK(p.map<add>(pairs, 4) == sums);
+        CHECK(p.map<add>(std::vector<std::pair<int, int>>{{1, 2}, {3, 4}}) == std::vector<int>{3, 7});
+    }
+    SECTION("a void task") {
+        ppt::temp_dir dir;
+        auto path = dir.file("touched");
+        p.map<touch>(std::vector<std::string>(5, path), 2);
+        CHECK(ppt::read_lines(path).size() == 5);
+    }
+    SECTION("the first failure in input order is thrown") {
+        CHECK_THROWS_AS(p.map<throw_at>(std::vector<int>{0, 1, 2, 3, 4, 5}, 2), std::out_of_range);
+        CHECK_THROWS_WITH(p.map<throw_at>(std::vector<int>{0, 1, 2, 3, 4, 5}, 1), "item 3");
+        // and the pool still works afterwards
+        CHECK(p.map<throw_at>(std::vector<int>{0, 1, 2}) == std::vector<int>{0, 1, 2});
+    }
+}
+
+TEST_CASE("map_unordered yields every result exactly once", "[pool][map]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    for (std::size_t chunk : {0u, 1u, 3u}) {
+        INFO("chunksize " << chunk);
+        std::vector<int> in(25);
+        std::iota(in.begin(), in.end(), 0);
+        std::multiset<int> got;
+        for (int v : p.map_unordered<square>(in, chunk)) got.insert(v);
+        std::multiset<int> want;
+        for (int x : in) want.insert(x * x);
+        CHECK(got == want);
+    }
+    std::size_t n = 0;
+    for ([[maybe_unused]] int v : p.map_unordered<square>(std::vector<int>{})) ++n;
+    CHECK(n == 0);
+    std::multiset<int> sums;
+    for (int v : p.map_unordered<add>(std::vector<std::tuple<int, int>>{{1, 1}, {2, 2}, {3, 3}})) sums.insert(v);
+    CHECK(sums == std::multiset<int>{2, 4, 6});
+    // A failing element is thrown when the iteration reaches it.
+    auto failing = [&] {
+        for ([[maybe_unused]] int v : p.map_unordered<throw_at>(std::vector<int>{0, 1, 2, 3, 4}, 1)) {
+        }
+    };
+    CHECK_THROWS_AS(failing(), std::out_of_range);
+}
+
+TEST_CASE("as_completed and wait_all", "[pool][futures]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+
+    std::vector<procpool::future<int>> fs;
+    for (int i = 0; i < 12; ++i) fs.push_back(p.submit<square>(i));
+    std::multiset<int> got;
+    for (auto& f : procpool::as_completed(fs)) got.insert(f.get());
+    std::multiset<int> want;
+    for (int i = 0; i < 12; ++i) want.insert(i * i);
+    CHECK(got == want);
+    for (auto& f : fs) CHECK_FALSE(f.valid());
+
+    std::vector<procpool::future<int>> more;
+    for (int i = 0; i < 9; ++i) more.push_back(p.submit<square>(i));
+    procpool::wait_all(more);
+    for (auto& f : more) CHECK(f.is_ready());
+    for (int i = 0; i < 9; ++i) CHECK(more[static_cast<std::size_t>(i)].get() == i * i);
+}
+
+TEST_CASE("as_completed yields a finished task before a blocked one", "[pool][futures]") {
+    auto method = GENERATE(from_range(process_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    ppt::gate g; // after the pool: destroyed first, so a failure cannot leave a task blocked
+    std::vector<procpool::future<int>> fs;
+    fs.push_back(p.submit<wait_gate>(g.path(), 1)); // one worker blocks
+    fs.push_back(p.submit<square>(5));              // the other one is free
+    std::vector<int> order;
+    for (auto& f : procpool::as_completed(fs)) {
+        order.push_back(f.get());
+        if (order.size() == 1) g.release();
+    }
+    CHECK(order == std::vector<int>{25, 1});
+}
+
+TEST_CASE("wait_for times out on a blocked task, then sees it finish", "[pool][futures]") {
+    auto method = GENERATE(from_range(process_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 1, .start = method}};
+    ppt::gate g;
+    auto f = p.submit<wait_gate>(g.path(), 7);
+    CHECK(f.wait_for(std::chrono::milliseconds(20)) == std::future_status::timeout);
+    CHECK_FALSE(f.is_ready());
+    CHECK(f.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(1)) ==
+          std::future_status::timeout);
+    g.release();
+    // The long timeout is only a bound against hanging: wait_for returns as soon as the result arrives.
+    CHECK(f.wait_for(std::chrono::minutes(5)) == std::future_status::ready);
+    CHECK(f.is_ready());
+    CHECK(f.get() == 7);
+}
+
+TEST_CASE("wait_for on a finished in_process task is ready", "[pool][futures]") {
+    procpool::pool p{{.start = start_method::in_process}};
+    auto f = p.submit<square>(3);
+    CHECK(f.is_ready());
+    CHECK(f.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+    CHECK(f.get() == 9);
+}
+
+TEST_CASE("cancel removes a queued task", "[pool][cancel]") {
+    auto method = GENERATE(from_range(process_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 1, .start = method}};
+    ppt::gate g;
+    auto blocker = p.submit<wait_gate>(g.path(), 1);
+    // The only worker is busy. The pool sends one task ahead to a busy worker (dispatch depth 2: that one is
+    // in the worker's channel and can no longer be cancelled), so the second task is not queued; the later are.
+    auto ahead = p.submit<square>(2);
+    auto queued = p.submit<square>(3);
+    auto last = p.submit<square>(4);
+    CHECK_FALSE(blocker.cancel()); // running
+    CHECK(queued.cancel());
+    CHECK(queued.is_ready());      // completed at once, as cancelled
+    CHECK_FALSE(queued.cancel());  // a second cancel finds nothing to do
+    g.release();
+    CHECK(blocker.get() == 1);
+    CHECK(ahead.get() == 4);
+    CHECK_THROWS_AS(queued.get(), procpool::task_cancelled);
+    CHECK(last.get() == 16); // the tasks around the cancelled one still run
+
+    auto done = p.submit<square>(5);
+    done.wait();
+    CHECK_FALSE(done.cancel()); // finished
+    CHECK(done.get() == 25);
+}
+
+TEST_CASE("cancel of a task that already finished returns false", "[pool][cancel]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 1, .start = method}};
+    auto f = p.submit<square>(6);
+    f.wait();
+    CHECK_FALSE(f.cancel());
+    CHECK(f.get() == 36);
+}
+
+TEST_CASE("shutdown: cancel_pending cancels queued tasks, wait runs them", "[pool][shutdown]") {
+    auto method = GENERATE(from_range(process_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 1, .start = method}};
+    ppt::gate g;
+    auto running = p.submit<wait_gate>(g.path(), 1);
+    std::vector<procpool::future<int>> rest;
+    for (int i = 0; i < 4; ++i) rest.push_back(p.submit<square>(i));
+    // Nothing is dispatched until some thread drives the pool (there is no background thread), so releasing
+    // the gate here does not change which tasks are still queued when shutdown() starts.
+    g.release();
+
+    SECTION("cancel_pending") {
+        p.shutdown(procpool::shutdown_mode::cancel_pending);
+        CHECK(running.get() == 1);
+        // Tasks already sent to the worker (at most one ahead of the running one) finish; every queued one is
+        // cancelled. So the results are a prefix of values and a suffix of task_cancelled, the last cancelled.
+        std::vector<bool> ran;
+        for (std::size_t i = 0; i < rest.size(); ++i) {
+            INFO("task " << i);
+            try {
+                int v = rest[i].get();
+                CHECK(v == static_cast<int>(i * i));
+                ran.push_back(true);
+            } catch (const procpool::task_cancelled&) {
+                ran.push_back(false);
+            }
+        }
+        CHECK(std::is_sorted(ran.begin(), ran.end(), std::greater<>()));
+        CHECK(std::count(ran.begin(), ran.end(), false) >= 3);
+    }
+    SECTION("wait") {
+        p.shutdown(procpool::shutdown_mode::wait);
+        CHECK(running.get() == 1);
+        for (int i = 0; i < 4; ++i) CHECK(rest[static_cast<std::size_t>(i)].get() == i * i);
+    }
+    CHECK(p.worker_pids().empty());
+    CHECK_THROWS_AS(p.submit<square>(1), procpool::pool_closed);
+    CHECK_THROWS_AS(p.map<square>(std::vector<int>{1, 2}), procpool::pool_closed);
+    p.shutdown(); // idempotent
+}
+
+TEST_CASE("submit after shutdown throws pool_closed", "[pool][shutdown]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 1, .start = method}};
+    CHECK(p.submit<square>(2).get() == 4);
+    p.shutdown();
+    CHECK_THROWS_AS(p.submit<square>(2), procpool::pool_closed);
+    CHECK_THROWS_AS(p.submit<square>(2), procpool::error);
+    p.shutdown(procpool::shutdown_mode::cancel_pending);
+}
+
+TEST_CASE("a pool serves many calls", "[pool]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    std::set<long> pids;
+    for (int round = 0; round < 50; ++round) {
+        REQUIRE(p.submit<square>(round).get() == round * round);
+        pids.insert(p.submit<get_pid>().get());
+        REQUIRE(p.map<add>(std::vector<std::tuple<int, int>>{{round, 1}, {round, 2}}) ==
+                std::vector<int>{round + 1, round + 2});
+    }
+    // The same workers served every call (no recycling by default).
+    CHECK(pids.size() <= 2);
+    if (method == start_method::in_process) CHECK(pids == std::set<long>{static_cast<long>(::getpid())});
+    else {
+        auto live = p.worker_pids();
+        for (long pid : pids) CHECK(std::find(live.begin(), live.end(), pid) != live.end());
+    }
+}
+
+TEST_CASE("task exceptions come back as their own type", "[pool][exceptions]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 1, .start = method}};
+
+    CHECK_THROWS_AS(p.submit<throw_out_of_range>(std::string("oor")).get(), std::out_of_range);
+    CHECK_THROWS_WITH(p.submit<throw_out_of_range>(std::string("oor")).get(), "oor");
+    CHECK_THROWS_AS(p.submit<throw_invalid_argument>(std::string("bad arg")).get(), std::invalid_argument);
+    CHECK_THROWS_WITH(p.submit<throw_invalid_argument>(std::string("bad arg")).get(), "bad arg");
+    CHECK_THROWS_AS(p.submit<throw_runtime_error>(std::string("rt")).get(), std::runtime_error);
+    CHECK_THROWS_WITH(p.submit<throw_runtime_error>(std::string("rt")).get(), "rt");
+    CHECK_THROWS_AS(p.submit<throw_bad_alloc>().get(), std::bad_alloc);
+
+    // The exact type, not just a base: a std::runtime_error must not come back as remote_error, and an
+    // out_of_range must not come back as a plain logic_error.
+    try {
+        p.submit<throw_runtime_error>(std::string("exact")).get();
+        FAIL("no exception");
+    } catch (const procpool::error&) {
+        FAIL("std::runtime_error came back as a procpool error");
+    } catch (const std::runtime_error& e) {
+        CHECK(typeid(e) == typeid(std::runtime_error));
+        CHECK(std::string(e.what()) == "exact");
+    }
+    try {
+        p.submit<throw_out_of_range>(std::string("exact")).get();
+        FAIL("no exception");
+    } catch (const std::logic_error& e) {
+        CHECK(typeid(e) == typeid(std::out_of_range));
+    }
+
+    SECTION("a custom exception type becomes remote_error with its type name and message") {
+        try {
+            p.submit<throw_custom>(std::string("custom message")).get();
+            FAIL("no exception");
+        } catch (const procpool::remote_error& e) {
+            CHECK_THAT(e.type_name(), ppt::has_substring("custom_failure"));
+            CHECK(e.message() == "custom message");
+            CHECK_THAT(std::string(e.what()), ppt::has_substring("custom message"));
+        }
+    }
+    SECTION("throw 42 becomes remote_error of type int") {
+        try {
+            p.submit<throw_int>().get();
+            FAIL("no exception");
+        } catch (const procpool::remote_error& e) {
+            CHECK(e.type_name() == "int");
+        }
+    }
+    // The worker survives its tasks' exceptions.
+    CHECK(p.submit<square>(3).get() == 9);
+}
