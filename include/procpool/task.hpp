@@ -147,6 +147,9 @@ inline constexpr std::string_view strip_name(std::string_view s) noexcept {
 /// Process-wide registry: name -> entry. Filled during static initialization (and by plugins later).
 class registry {
 public:
+    /// An empty registry (tests); the process's own is instance().
+    registry() = default;
+
     static registry& instance() {
         static registry r;
         return r;
@@ -201,7 +204,6 @@ public:
     }
 
 private:
-    registry() = default;
     mutable std::mutex mutex_;
     std::map<std::string, task_entry, std::less<>> tasks_;
     std::vector<std::string> conflicts_;
