@@ -100,6 +100,12 @@ public:
     using error::error;
 };
 
+/// The leak audit (leak_policy::fail) found that a task changed a context in its worker and did not restore it.
+class state_leak : public error {
+public:
+    using error::error;
+};
+
 /// An exception thrown by a task whose type procpool cannot recreate in the parent.
 /// `type_name()` is the demangled dynamic type, `what()` the original message.
 class remote_error : public error {
@@ -161,7 +167,8 @@ enum class exception_kind : std::uint8_t {
     error,
     bad_optional_access,
     bad_variant_access,
-    last_ = bad_variant_access
+    state_leak,
+    last_ = state_leak
 };
 
 /// An exception as it crosses the boundary: the kind to recreate, the demangled type, what(), and a code
@@ -248,6 +255,7 @@ inline exception_record capture_exception(std::exception_ptr ep) {
     case K::unknown_task: throw unknown_task(r.what);
     case K::protocol_error: throw protocol_error(r.what, static_cast<std::size_t>(r.code));
     case K::error: throw error(r.what);
+    case K::state_leak: throw state_leak(r.what);
     case K::system_error: {
         const auto& cat = r.type == "generic" ? std::generic_category() : std::system_category();
         // system_error's what() already holds the code's message; keep the original text verbatim.

@@ -156,6 +156,7 @@ public:
 
     void start() {
         registry::instance().verify();
+        context_registry::instance().verify();
         if (opts_.initializer) {
             if (auto err = run_hook(*opts_.initializer))
                 throw initializer_error("procpool: the initializer \"" + opts_.initializer->name + "\" threw: " +
@@ -284,6 +285,17 @@ private:
     std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> submit_chunks(Range&& inputs,
                                                                                           std::size_t chunksize);
     void check_owner() const;
+    /// The parent's contexts now, shared with the previous capture when nothing changed (so dispatch compares
+    /// pointers). Nothing when no context is registered, or in process (the caller's state is live there).
+    std::shared_ptr<const detail::context_snapshot> capture_contexts() {
+        auto& reg = detail::context_registry::instance();
+        if (!proc_ || reg.empty()) return nullptr;
+        auto now = reg.capture();
+        std::lock_guard lock(contexts_mutex_);
+        if (!last_contexts_ || *last_contexts_ != now)
+            last_contexts_ = std::make_shared<const detail::context_snapshot>(std::move(now));
+        return last_contexts_;
+    }
     void enqueue(detail::job j) {
         check_owner();
         if (proc_) proc_->submit(std::move(j));
@@ -295,6 +307,8 @@ private:
     std::atomic<std::uint64_t> next_id_{1};
     std::shared_ptr<detail::process_engine> proc_;
     std::shared_ptr<detail::inline_engine> inl_;
+    std::mutex contexts_mutex_;
+    std::shared_ptr<const detail::context_snapshot> last_contexts_;
 };
 
 /// The results of map_unordered, in completion order. Advancing waits for the next finished chunk.
@@ -422,7 +436,7 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     auto st = std::make_shared<detail::value_state<R>>();
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
-    detail::job j{st, {}, o.timeout.count(), {}};
+    detail::job j{st, {}, o.timeout.count(), {}, capture_contexts()};
     detail::begin_frame(j.frame);
     writer w(j.frame);
     w.write(st->id);
@@ -460,7 +474,7 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
         st->first_index = first;
         st->values.resize(n);
         st->errors.resize(n);
-        detail::job j{st, {}, 0, {}};
+        detail::job j{st, {}, 0, {}, capture_contexts()};
         detail::begin_frame(j.frame);
         writer w(j.frame);
         w.write(st->id);

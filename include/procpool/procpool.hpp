@@ -5,6 +5,7 @@
 
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
+#include <procpool/context.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>

@@ -8,7 +8,7 @@
 //   worker -> parent   hello | guard_missing
 //   parent -> worker   setup (worker index, initializer, finalizer)
 //   worker -> parent   ready | init_failed
-//   parent -> worker   task | batch | retire          worker -> parent   result | batch_result | bye
+//   parent -> worker   [context] task | batch | retire   worker -> parent   [leak] result | batch_result | bye
 #ifndef PROCPOOL_PROTOCOL_HPP
 #define PROCPOOL_PROTOCOL_HPP
 
@@ -50,7 +50,9 @@ enum class frame_type : std::uint8_t {
     batch_result,
     retire,
     bye,
-    last_ = bye
+    context, // parent -> worker: context values to apply before the next task
+    leak,    // worker -> parent: the leak audit found a task that changed contexts
+    last_ = leak
 };
 
 inline const char* frame_type_name(frame_type t) noexcept {
@@ -66,6 +68,8 @@ inline const char* frame_type_name(frame_type t) noexcept {
     case frame_type::batch_result: return "batch_result";
     case frame_type::retire: return "retire";
     case frame_type::bye: return "bye";
+    case frame_type::context: return "context";
+    case frame_type::leak: return "leak";
     }
     return "unknown";
 }
@@ -83,6 +87,13 @@ struct setup_msg {
     std::optional<task_call> initializer;
     std::optional<task_call> finalizer;
     std::uint8_t log_level = 0;
+    std::uint8_t leak_audit = 0; // leak_policy
+};
+
+/// The leak audit's finding: `task` changed these contexts.
+struct leak_msg {
+    std::string task;
+    std::vector<std::string> contexts;
 };
 
 /// Header of a task frame; the encoded arguments follow to the end of the frame.

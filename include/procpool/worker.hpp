@@ -5,6 +5,7 @@
 
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
+#include <procpool/context.hpp>
 #include <procpool/error.hpp>
 #include <procpool/log.hpp>
 #include <procpool/platform/platform.hpp>
@@ -134,6 +135,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
     try {
         auto& reg = registry::instance();
         reg.verify();
+        context_registry::instance().verify();
         hello_msg hello;
         hello.registry_hash = reg.hash();
         hello.executable = platform::executable_identity();
@@ -157,18 +159,69 @@ inline int serve_channel(platform::native_handle fd) noexcept {
         log(log_level::debug, [&] { return "worker " + std::to_string(setup.worker_index) + " ready"; });
 
         std::vector<std::byte> out;
+        const auto audit = static_cast<leak_policy>(setup.leak_audit);
+        auto& contexts = context_registry::instance();
+        std::optional<exception_record> context_failure; // fails the next task instead of running it
+        // Runs one task or chunk with the context failure and the leak audit around it. The outcome(s) are
+        // appended to `out` after the header `head` wrote.
+        auto run_job = [&](const std::string& name, auto&& head, auto&& body, frame_type result_type) -> bool {
+            begin_frame(out);
+            writer w(out);
+            head(w);
+            auto mark = out.size();
+            if (context_failure) {
+                body([&](std::span<const std::byte>, std::vector<std::byte>& o) {
+                    writer(o).write(false);
+                    writer(o).write(*context_failure);
+                });
+                context_failure.reset();
+            } else if (audit == leak_policy::off || contexts.empty()) {
+                body([&](std::span<const std::byte> args, std::vector<std::byte>& o) { run_call(name, args, o); });
+            } else {
+                auto before = contexts.capture();
+                body([&](std::span<const std::byte> args, std::vector<std::byte>& o) { run_call(name, args, o); });
+                auto changed = changed_contexts(before, contexts.capture());
+                if (!changed.empty()) {
+                    if (!ch.send(make_frame(frame_type::leak, leak_msg{name, changed}))) return false;
+                    if (audit == leak_policy::fail) {
+                        out.resize(mark);
+                        std::string list;
+                        for (const auto& c : changed) list += (list.empty() ? "\"" : ", \"") + c + "\"";
+                        exception_record rec;
+                        rec.kind = exception_kind::state_leak;
+                        rec.type = "procpool::state_leak";
+                        rec.what = "procpool: task \"" + name + "\" changed context " + list + " in worker pid " +
+                                   std::to_string(platform::current_pid()) + " and did not restore it";
+                        body([&](std::span<const std::byte>, std::vector<std::byte>& o) {
+                            writer(o).write(false);
+                            writer(o).write(rec);
+                        });
+                    }
+                }
+            }
+            finish_frame(out, result_type);
+            return ch.send(out);
+        };
         for (;;) {
             if (!ch.receive(type, payload)) return 0; // parent gone: exit without the finalizer
             switch (type) {
+            case frame_type::context: {
+                try {
+                    contexts.apply(decode<context_snapshot>(payload));
+                } catch (...) {
+                    context_failure = capture_exception(std::current_exception());
+                }
+                break;
+            }
             case frame_type::task: {
                 reader r(payload);
                 auto id = r.read<std::uint64_t>();
                 auto name = r.read<std::string>();
-                begin_frame(out);
-                writer(out).write(id);
-                run_call(name, std::span(payload).subspan(r.offset()), out);
-                finish_frame(out, frame_type::result);
-                if (!ch.send(out)) return 0;
+                auto args = std::span(payload).subspan(r.offset());
+                if (!run_job(
+                        name, [&](writer& w) { w.write(id); },
+                        [&](auto&& call) { call(args, out); }, frame_type::result))
+                    return 0;
                 break;
             }
             case frame_type::batch: {
@@ -176,13 +229,17 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 auto id = r.read<std::uint64_t>();
                 auto name = r.read<std::string>();
                 auto items = r.read<std::vector<std::vector<std::byte>>>();
-                begin_frame(out);
-                writer w(out);
-                w.write(id);
-                w.write(static_cast<std::uint64_t>(items.size()));
-                for (const auto& item : items) run_call(name, item, out);
-                finish_frame(out, frame_type::batch_result);
-                if (!ch.send(out)) return 0;
+                if (!run_job(
+                        name,
+                        [&](writer& w) {
+                            w.write(id);
+                            w.write(static_cast<std::uint64_t>(items.size()));
+                        },
+                        [&](auto&& call) {
+                            for (const auto& item : items) call(item, out);
+                        },
+                        frame_type::batch_result))
+                    return 0;
                 break;
             }
             case frame_type::retire: {

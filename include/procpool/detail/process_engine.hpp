@@ -10,6 +10,7 @@
 #define PROCPOOL_DETAIL_PROCESS_ENGINE_HPP
 
 #include <procpool/config.hpp>
+#include <procpool/context.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>
@@ -82,6 +83,9 @@ struct pool_options {
     /// Called when a worker dies unexpectedly (not when it retires), from the thread that drives the
     /// pool, without the pool's lock held: it may call the pool.
     std::function<void(const worker_lost&)> on_worker_lost{};
+    /// Re-read every context after each task in the worker and report a task that changed one: off (default),
+    /// log, retire the worker, or fail the task with state_leak. Not applied with start_method::in_process.
+    leak_policy leak_audit = leak_policy::off;
 };
 
 /// Per-task options for pool::submit_with.
@@ -98,6 +102,7 @@ struct job {
     std::vector<std::byte> frame;
     std::int64_t timeout_ms = 0;       // 0: none
     std::vector<std::string> failures; // why earlier attempts died (retries)
+    std::shared_ptr<const context_snapshot> contexts{}; // the parent's contexts when it was submitted
 };
 
 struct worker_slot {
@@ -114,7 +119,8 @@ struct worker_slot {
     std::size_t assigned = 0;
     std::int64_t started_ms = 0;
     std::int64_t deadline_ms = 0; // when the running job times out; 0: no limit
-    bool over_memory = false;     // above max_memory_per_worker: retire when idle
+    bool over_memory = false;     // above max_memory_per_worker or leaked state: retire when idle
+    std::shared_ptr<const context_snapshot> applied; // the contexts this worker has been sent
     std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
 };
 
@@ -132,6 +138,7 @@ public:
     /// Starts the workers and waits for every one to be ready. \throws start_error.
     void start() {
         registry::instance().verify();
+        context_registry::instance().verify();
         target_ = opts_.workers;
         platform::make_channel(wake_r_, wake_w_);
         own_handle(wake_r_);
@@ -541,6 +548,7 @@ private:
             s.initializer = opts_.initializer;
             s.finalizer = opts_.finalizer;
             s.log_level = static_cast<std::uint8_t>(get_log_level());
+            s.leak_audit = static_cast<std::uint8_t>(opts_.leak_audit);
             w.state = P::setup;
             send(w, make_frame(frame_type::setup, s));
             return;
@@ -596,6 +604,19 @@ private:
             }
             return;
         }
+        case frame_type::leak: {
+            if (w.state != P::ready && w.state != P::retiring) break;
+            auto leak = decode<leak_msg>(payload);
+            std::string list;
+            for (const auto& c : leak.contexts) list += (list.empty() ? "\"" : ", \"") + c + "\"";
+            log(log_level::info, [&] {
+                return "leak audit: task \"" + leak.task + "\" changed context " + list + " in worker pid " +
+                       std::to_string(w.pid) + " and did not restore it";
+            });
+            w.applied.reset(); // its values are no longer what it was sent: the next task gets them all again
+            if (opts_.leak_audit == leak_policy::retire || opts_.leak_audit == leak_policy::fail) w.over_memory = true;
+            return;
+        }
         case frame_type::bye: {
             if (w.state != P::retiring) break;
             auto err = decode<std::optional<exception_record>>(payload);
@@ -624,6 +645,11 @@ private:
                 job j = std::move(queue_.front());
                 queue_.pop_front();
                 ++w->assigned;
+                if (j.contexts && j.contexts != w->applied) {
+                    auto delta = context_delta(w->applied.get(), *j.contexts);
+                    if (!delta.empty()) send(*w, make_frame(frame_type::context, delta));
+                    w->applied = j.contexts;
+                }
                 send(*w, j.frame);
                 log(log_level::debug, [&] { return "dispatch \"" + j.state->task + "\" to worker pid " + std::to_string(w->pid); });
                 w->inflight.push_back(std::move(j));
