@@ -47,10 +47,10 @@ TEST_CASE("overloads registered under explicit names run the right overload", "[
 TEST_CASE("a duplicate task name is reported with both registrations", "[task]") {
     procpool::detail::registry r;
     auto inv = &procpool::detail::invoke_task<task_t::twice>;
-    r.add({"dup", "sig", inv, "a.cpp:10"});
-    r.add({"dup", "sig", inv, "a.cpp:10"}); // the same registration seen twice is not a conflict
+    r.add({"dup", "sig", inv, "a.cpp:10", ""});
+    r.add({"dup", "sig", inv, "a.cpp:10", ""}); // the same registration seen twice is not a conflict
     CHECK_NOTHROW(r.verify());
-    r.add({"dup", "other", inv, "b.cpp:20"});
+    r.add({"dup", "other", inv, "b.cpp:20", ""});
     try {
         r.verify();
         FAIL("verify() should have thrown");
@@ -66,13 +66,13 @@ TEST_CASE("a duplicate task name is reported with both registrations", "[task]")
 TEST_CASE("the registry hash depends on names and signatures, not on registration order", "[task]") {
     auto inv = &procpool::detail::invoke_task<task_t::twice>;
     procpool::detail::registry a, b, c, d;
-    a.add({"x", "s1", inv, "f:1"});
-    a.add({"y", "s2", inv, "f:2"});
-    b.add({"y", "s2", inv, "f:2"});
-    b.add({"x", "s1", inv, "f:1"});
-    c.add({"x", "s1", inv, "f:1"});
-    c.add({"y", "s3", inv, "f:2"}); // same name, other signature
-    d.add({"x", "s1", inv, "f:1"});
+    a.add({"x", "s1", inv, "f:1", ""});
+    a.add({"y", "s2", inv, "f:2", ""});
+    b.add({"y", "s2", inv, "f:2", ""});
+    b.add({"x", "s1", inv, "f:1", ""});
+    c.add({"x", "s1", inv, "f:1", ""});
+    c.add({"y", "s3", inv, "f:2", ""}); // same name, other signature
+    d.add({"x", "s1", inv, "f:1", ""});
     CHECK(a.hash() == b.hash());
     CHECK(a.hash() != c.hash());
     CHECK(a.hash() != d.hash());

@@ -9,6 +9,7 @@
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/platform/platform.hpp>
+#include <procpool/plugin.hpp>
 #include <procpool/protocol.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
@@ -250,6 +251,12 @@ public:
     [[nodiscard]] future<typename detail::checked_result<Task, Args...>::type> submit_with(const task_options& o,
                                                                                         Args&&... args);
 
+    /// Runs the task registered under `name`, e.g. by a plugin loaded at run time. Checked against the
+    /// registered signature: R and the argument types (without const and references) must match it exactly.
+    /// \throws unknown_task when this process knows no such task, signature_error on a mismatch.
+    template <class R, class... Args>
+    [[nodiscard]] future<R> submit_by_name(std::string_view name, Args&&... args);
+
     /// Not a task: always a compile-time error that says how to make one.
     template <class F, class... Args>
     void submit(F&&, Args&&...) {
@@ -433,6 +440,8 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
                                                                                Args&&... args) {
     static_assert(detail::check_call<Task, Args...>());
     using R = task_result_t<Task>;
+    if constexpr (detail::is_declared_task<std::remove_cv_t<decltype(Task)>>)
+        detail::check_signature(task_traits<Task>::name, typeid(typename task_traits<Task>::wire_signature).name());
     auto st = std::make_shared<detail::value_state<R>>();
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
@@ -442,6 +451,26 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     w.write(st->id);
     w.write(st->task);
     detail::encode_call<Task>(j.frame, std::forward<Args>(args)...);
+    detail::finish_frame(j.frame, detail::frame_type::task);
+    enqueue(std::move(j));
+    return future<R>(std::move(st));
+}
+
+template <class R, class... Args>
+future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
+    static_assert(detail::check_task_params(detail::type_list<std::remove_cvref_t<Args>...>{}) &&
+                  detail::check_task_result<R>());
+    if (!detail::registry::instance().find(name)) throw unknown_task(detail::unknown_task_record(name).what);
+    detail::check_signature(name, typeid(R (*)(std::remove_cvref_t<Args>...)).name());
+    auto st = std::make_shared<detail::value_state<R>>();
+    st->id = next_id_++;
+    st->task = std::string(name);
+    detail::job j{st, {}, 0, {}, capture_contexts()};
+    detail::begin_frame(j.frame);
+    writer w(j.frame);
+    w.write(st->id);
+    w.write(st->task);
+    (w.write(args), ...);
     detail::finish_frame(j.frame, detail::frame_type::task);
     enqueue(std::move(j));
     return future<R>(std::move(st));

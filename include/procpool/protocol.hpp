@@ -52,7 +52,8 @@ enum class frame_type : std::uint8_t {
     bye,
     context, // parent -> worker: context values to apply before the next task
     leak,    // worker -> parent: the leak audit found a task that changed contexts
-    last_ = leak
+    plugins, // parent -> worker: plugins loaded since, to load before the next task
+    last_ = plugins
 };
 
 inline const char* frame_type_name(frame_type t) noexcept {
@@ -70,6 +71,7 @@ inline const char* frame_type_name(frame_type t) noexcept {
     case frame_type::bye: return "bye";
     case frame_type::context: return "context";
     case frame_type::leak: return "leak";
+    case frame_type::plugins: return "plugins";
     }
     return "unknown";
 }
@@ -88,6 +90,7 @@ struct setup_msg {
     std::optional<task_call> finalizer;
     std::uint8_t log_level = 0;
     std::uint8_t leak_audit = 0; // leak_policy
+    std::vector<std::string> plugins; // to load, in order, before the initializer
 };
 
 /// The leak audit's finding: `task` changed these contexts.

@@ -46,6 +46,8 @@ struct fn_sig<R (*)(A...)> {
     using result = R;
     using params = type_list<A...>;
     using decayed_args = std::tuple<std::remove_cvref_t<A>...>;
+    /// The signature as it crosses the boundary: what by-name calls and declarations are checked against.
+    using wire_signature = R (*)(std::remove_cvref_t<A>...);
     static constexpr std::size_t arity = sizeof...(A);
 };
 template <class R, class... A>
@@ -128,6 +130,7 @@ struct task_entry {
     std::string signature; // the function type's mangled name: identical across processes of one build
     invoker_fn invoke = nullptr;
     std::string origin; // file:line of the registration
+    std::string plugin; // path of the plugin that brought it; empty for the executable's own tasks
 };
 
 inline std::uint64_t fnv1a(std::uint64_t h, std::string_view s) noexcept {
@@ -157,6 +160,7 @@ public:
 
     bool add(task_entry e) {
         std::lock_guard lock(mutex_);
+        if (e.plugin.empty()) e.plugin = loading_;
         auto it = tasks_.find(e.name);
         if (it == tasks_.end()) {
             tasks_.emplace(e.name, std::move(e));
@@ -183,17 +187,33 @@ public:
         throw registry_error(msg);
     }
 
-    /// Stable hash of every (name, signature): equal in two processes exactly when they know the same tasks.
+    /// Stable hash of every (name, signature) the executable itself registers (plugins are loaded, in order,
+    /// after the handshake): equal in two processes exactly when they are the same build.
     [[nodiscard]] std::uint64_t hash() const {
         std::lock_guard lock(mutex_);
         std::uint64_t h = 14695981039346656037ull;
         for (const auto& [name, e] : tasks_) { // std::map: sorted, so the order of registration does not matter
+            if (!e.plugin.empty()) continue;
             h = fnv1a(h, name);
             h = fnv1a(h, std::string_view("\0", 1));
             h = fnv1a(h, e.signature);
             h = fnv1a(h, std::string_view("\0", 1));
         }
         return h;
+    }
+
+    /// Calls f(entry) for every task (the plugin entry point exports them this way).
+    template <class F>
+    void for_each(F&& f) const {
+        std::lock_guard lock(mutex_);
+        for (const auto& kv : tasks_) f(kv.second);
+    }
+
+    /// While a plugin loads, tasks that register themselves (into this registry, when the plugin shares it)
+    /// are marked as the plugin's.
+    void set_loading(std::string plugin) {
+        std::lock_guard lock(mutex_);
+        loading_ = std::move(plugin);
     }
 
     [[nodiscard]] std::vector<std::string> names() const {
@@ -207,6 +227,7 @@ private:
     mutable std::mutex mutex_;
     std::map<std::string, task_entry, std::less<>> tasks_;
     std::vector<std::string> conflicts_;
+    std::string loading_;
 };
 
 template <auto Task>
@@ -221,9 +242,10 @@ struct task_base {
     static constexpr std::size_t arity = signature::arity;
 
     static bool register_task(std::string_view name, const char* file, int line) {
-        return registry::instance().add(task_entry{std::string(strip_name(name)), typeid(decltype(Task)).name(),
-                                                   &invoke_task<Task>,
-                                                   std::string(file) + ":" + std::to_string(line)});
+        return registry::instance().add(task_entry{std::string(strip_name(name)),
+                                                   typeid(typename signature::wire_signature).name(),
+                                                   &invoke_task<Task>, std::string(file) + ":" + std::to_string(line),
+                                                   {}});
     }
 };
 

@@ -8,6 +8,7 @@
 #include <procpool/context.hpp>
 #include <procpool/error.hpp>
 #include <procpool/log.hpp>
+#include <procpool/plugin.hpp>
 #include <procpool/platform/platform.hpp>
 #include <procpool/protocol.hpp>
 #include <procpool/task.hpp>
@@ -93,9 +94,13 @@ inline exception_record unknown_task_record(std::string_view name) {
     exception_record r;
     r.kind = exception_kind::unknown_task;
     r.type = "procpool::unknown_task";
-    r.what = "procpool: unknown task \"" + std::string(name) + "\" in worker pid " +
-             std::to_string(platform::current_pid()) + "; this worker has registered: " + (known.empty() ? "(none)" : known) +
-             ". Register it with PROCPOOL_TASK in a source file linked into this executable.";
+    std::string plugins;
+    for (const auto& p : loaded_plugins()) plugins += (plugins.empty() ? "" : ", ") + p;
+    r.what = "procpool: unknown task \"" + std::string(name) + "\" in process " +
+             std::to_string(platform::current_pid()) + "; it has registered: " + (known.empty() ? "(none)" : known) +
+             "; plugins loaded: " + (plugins.empty() ? "(none)" : plugins) +
+             ". Register the task with PROCPOOL_TASK in a source file linked into this executable, or load the "
+             "plugin that defines it with procpool::load_plugin.";
     return r;
 }
 
@@ -149,6 +154,12 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             throw protocol_error(std::string("procpool: expected setup, got ") + frame_type_name(type), 0);
         auto setup = decode<setup_msg>(payload);
         set_log_level(static_cast<log_level>(setup.log_level));
+        try {
+            load_plugins(setup.plugins);
+        } catch (...) {
+            ch.send(make_frame(frame_type::init_failed, capture_exception(std::current_exception())));
+            return 4;
+        }
         if (setup.initializer) {
             if (auto err = run_hook(*setup.initializer)) {
                 ch.send(make_frame(frame_type::init_failed, *err));
@@ -208,6 +219,14 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             case frame_type::context: {
                 try {
                     contexts.apply(decode<context_snapshot>(payload));
+                } catch (...) {
+                    context_failure = capture_exception(std::current_exception());
+                }
+                break;
+            }
+            case frame_type::plugins: {
+                try {
+                    load_plugins(decode<std::vector<std::string>>(payload));
                 } catch (...) {
                     context_failure = capture_exception(std::current_exception());
                 }

@@ -15,6 +15,7 @@
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>
 #include <procpool/platform/platform.hpp>
+#include <procpool/plugin.hpp>
 #include <procpool/protocol.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
@@ -121,6 +122,7 @@ struct worker_slot {
     std::int64_t deadline_ms = 0; // when the running job times out; 0: no limit
     bool over_memory = false;     // above max_memory_per_worker or leaked state: retire when idle
     std::shared_ptr<const context_snapshot> applied; // the contexts this worker has been sent
+    std::size_t plugins_sent = 0;                    // how many of the loaded plugins it has been told about
     std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
 };
 
@@ -549,6 +551,8 @@ private:
             s.finalizer = opts_.finalizer;
             s.log_level = static_cast<std::uint8_t>(get_log_level());
             s.leak_audit = static_cast<std::uint8_t>(opts_.leak_audit);
+            s.plugins = loaded_plugins();
+            w.plugins_sent = s.plugins.size();
             w.state = P::setup;
             send(w, make_frame(frame_type::setup, s));
             return;
@@ -645,6 +649,12 @@ private:
                 job j = std::move(queue_.front());
                 queue_.pop_front();
                 ++w->assigned;
+                if (plugins().count.load(std::memory_order_acquire) > w->plugins_sent) {
+                    auto all = loaded_plugins();
+                    send(*w, make_frame(frame_type::plugins,
+                                        std::vector<std::string>(all.begin() + static_cast<std::ptrdiff_t>(w->plugins_sent), all.end())));
+                    w->plugins_sent = all.size();
+                }
                 if (j.contexts && j.contexts != w->applied) {
                     auto delta = context_delta(w->applied.get(), *j.contexts);
                     if (!delta.empty()) send(*w, make_frame(frame_type::context, delta));

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -493,6 +494,19 @@ inline std::size_t resident_bytes(pid_type pid) noexcept {
     return 0;
 #endif
 }
+
+/// Loads a shared library (dlopen, symbols resolved now, kept local). Returns null and sets `err` on failure.
+inline void* load_library(const std::string& path, std::string& err) noexcept {
+    void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char* e = ::dlerror();
+        err = e ? e : "dlopen failed";
+    }
+    return h;
+}
+
+/// Address of an exported symbol of a loaded library, or null.
+inline void* find_symbol(void* library, const char* name) noexcept { return ::dlsym(library, name); }
 
 inline const char* get_env(const char* name) noexcept { return std::getenv(name); }
 inline void unset_env(const char* name) noexcept { ::unsetenv(name); }

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/plugin.hpp: tasks in dynamically loaded plugins, replayed in every worker.
+//
+// A plugin is a shared library that registers tasks with the usual macros and exports one C entry point
+// (PROCPOOL_PLUGIN()). procpool::load_plugin(path) loads it in the parent; the pool remembers loaded plugins in
+// order, a spawned (or template-forked) worker loads the same plugins before its initializer and first task,
+// and a plugin loaded after a pool started reaches its live workers before their next task. The entry point
+// copies the plugin's tasks into the host's registry, so this works with -fvisibility=hidden, where the plugin
+// has a registry of its own (and with Windows DLLs, where inline variables are not shared across modules).
+#ifndef PROCPOOL_PLUGIN_HPP
+#define PROCPOOL_PLUGIN_HPP
+
+#include <procpool/config.hpp>
+#include <procpool/error.hpp>
+#include <procpool/platform/platform.hpp>
+#include <procpool/task.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+PROCPOOL_BEGIN_NAMESPACE
+
+/// A plugin could not be loaded: missing file, not a procpool plugin, or built with another procpool version.
+class plugin_error : public error {
+public:
+    using error::error;
+};
+
+/// A call by name, or through a declaration, does not match the signature the task was registered with.
+class signature_error : public error {
+public:
+    using error::error;
+};
+
+namespace detail {
+
+/// One exported task, in C types: the entry point crosses a module boundary.
+struct plugin_task {
+    const char* name;
+    const char* signature;
+    invoker_fn invoke;
+    const char* origin;
+};
+using plugin_sink_fn = void (*)(void* context, const plugin_task* task);
+using plugin_entry_fn = int (*)(int host_version, void* context, plugin_sink_fn sink);
+inline constexpr const char* plugin_entry_name = "procpool_plugin_v0";
+
+/// Body of the entry point PROCPOOL_PLUGIN() defines: hands every task of the plugin's registry to the host.
+inline int export_plugin_tasks(int host_version, void* context, plugin_sink_fn sink) noexcept {
+    if (host_version != PROCPOOL_VERSION) return PROCPOOL_VERSION;
+    try {
+        registry::instance().for_each([&](const task_entry& e) {
+            plugin_task t{e.name.c_str(), e.signature.c_str(), e.invoke, e.origin.c_str()};
+            sink(context, &t);
+        });
+    } catch (...) {
+        return -1;
+    }
+    return 0;
+}
+
+struct plugin_list {
+    std::mutex mutex;
+    std::vector<std::string> paths; // loaded, in order
+    std::atomic<std::size_t> count{0}; // paths.size(), read without the lock on the dispatch path
+};
+inline plugin_list& plugins() {
+    static plugin_list p;
+    return p;
+}
+
+} // namespace detail
+
+/// Loads a plugin (a shared library with PROCPOOL_PLUGIN()) into this process and registers its tasks. Pools
+/// load it into their workers too, before the next task. Loading a path twice does nothing.
+/// \throws plugin_error (cannot load, not a plugin, other procpool version), registry_error (duplicate names).
+inline void load_plugin(const std::string& path) {
+    std::error_code ec;
+    auto abs = std::filesystem::canonical(path, ec);
+    if (ec) throw plugin_error("procpool: cannot load plugin \"" + path + "\": " + ec.message());
+    std::string where = abs.string();
+    auto& list = detail::plugins();
+    std::lock_guard lock(list.mutex);
+    if (std::find(list.paths.begin(), list.paths.end(), where) != list.paths.end()) return;
+    auto& reg = detail::registry::instance();
+    std::string err;
+    reg.set_loading(where); // tasks that register into our registry while it loads are the plugin's
+    void* lib = platform::load_library(where, err);
+    reg.set_loading("");
+    if (!lib) throw plugin_error("procpool: cannot load plugin \"" + where + "\": " + err);
+    void* sym = platform::find_symbol(lib, detail::plugin_entry_name);
+    if (!sym)
+        throw plugin_error("procpool: \"" + where + "\" is not a procpool plugin: it exports no " +
+                           detail::plugin_entry_name + ". Add PROCPOOL_PLUGIN(); to one of its source files.");
+    detail::plugin_entry_fn entry = nullptr;
+    static_assert(sizeof entry == sizeof sym);
+    std::memcpy(&entry, &sym, sizeof entry); // object to function pointer: what dlsym returns
+    struct ctx_t {
+        std::string plugin;
+    } ctx{where};
+    int rc = entry(PROCPOOL_VERSION, &ctx, [](void* c, const detail::plugin_task* t) {
+        detail::registry::instance().add(
+            detail::task_entry{t->name, t->signature, t->invoke, t->origin, static_cast<ctx_t*>(c)->plugin});
+    });
+    if (rc != 0)
+        throw plugin_error("procpool: plugin \"" + where + "\" was built with procpool version " + std::to_string(rc) +
+                           ", this program with " + std::to_string(PROCPOOL_VERSION) + ". Rebuild the plugin.");
+    list.paths.push_back(where);
+    list.count.store(list.paths.size(), std::memory_order_release);
+    reg.verify();
+}
+
+/// The plugins loaded into this process, in load order (absolute paths).
+[[nodiscard]] inline std::vector<std::string> loaded_plugins() {
+    auto& list = detail::plugins();
+    std::lock_guard lock(list.mutex);
+    return list.paths;
+}
+
+namespace detail {
+
+/// Loads, in order, the plugins this process does not have yet (a worker catching up with its parent).
+inline void load_plugins(const std::vector<std::string>& paths) {
+    for (const auto& p : paths) load_plugin(p);
+}
+
+/// A string usable as a template argument (the stable name of a declared task).
+template <std::size_t N>
+struct fixed_string {
+    char data[N]{};
+    constexpr fixed_string(const char (&s)[N]) { std::copy_n(s, N, data); }
+    [[nodiscard]] constexpr std::string_view view() const { return {data, N - 1}; }
+};
+
+} // namespace detail
+
+/// A task defined elsewhere (in a plugin): its stable name and signature, without its definition. Made by
+/// PROCPOOL_DECLARE_TASK; `pool.submit<decl>(args...)` keeps every compile-time check.
+template <class Signature, detail::fixed_string Name>
+struct declared_task;
+template <class R, class... A, detail::fixed_string Name>
+struct declared_task<R(A...), Name> {
+    using wire_signature = R (*)(std::remove_cvref_t<A>...);
+    static constexpr std::string_view name = Name.view();
+};
+
+namespace detail {
+template <class T>
+inline constexpr bool is_declared_task = false;
+template <class S, fixed_string N>
+inline constexpr bool is_declared_task<declared_task<S, N>> = true;
+
+template <class Sig>
+struct declared_sig;
+template <class R, class... A>
+struct declared_sig<R(A...)> {
+    using result = R;
+    using args = std::tuple<std::remove_cvref_t<A>...>;
+    static constexpr std::size_t arity = sizeof...(A);
+    static constexpr bool ok = check_task_params(type_list<A...>{}) && check_task_result<R>();
+};
+template <class S, fixed_string N>
+struct declared_sig<declared_task<S, N>> : declared_sig<S> {};
+
+/// \throws signature_error when this process knows `name` with another signature than `wire`.
+inline void check_signature(std::string_view name, const char* wire) {
+    const task_entry* e = registry::instance().find(name);
+    if (!e || e->signature == wire) return;
+    throw signature_error("procpool: task \"" + std::string(name) + "\" is registered as " + demangle(e->signature.c_str()) +
+                          ", but it was called as " + demangle(wire) +
+                          ". Calls by name and declarations must spell the registered parameter and result types "
+                          "exactly (without const and references).");
+}
+} // namespace detail
+
+/// Compile-time facts of a declared task (PROCPOOL_DECLARE_TASK).
+template <auto Task>
+    requires detail::is_declared_task<std::remove_cv_t<decltype(Task)>>
+struct task_traits<Task> {
+    using decl = std::remove_cv_t<decltype(Task)>;
+    static_assert(detail::declared_sig<decl>::ok);
+    static constexpr bool registered = true;
+    static constexpr std::string_view name = decl::name;
+    using result_type = typename detail::declared_sig<decl>::result;
+    using args_tuple = typename detail::declared_sig<decl>::args;
+    static constexpr std::size_t arity = detail::declared_sig<decl>::arity;
+    using wire_signature = typename decl::wire_signature;
+};
+
+PROCPOOL_END_NAMESPACE
+
+#if defined(_WIN32)
+#define PROCPOOL_DETAIL_EXPORT __declspec(dllexport)
+#else
+#define PROCPOOL_DETAIL_EXPORT __attribute__((visibility("default")))
+#endif
+
+/// Makes a shared library a procpool plugin: exports the entry point through which the host registers its
+/// tasks. Once, at global scope, in one source file of the plugin.
+#define PROCPOOL_PLUGIN()                                                                                              \
+    extern "C" PROCPOOL_DETAIL_EXPORT int procpool_plugin_v0(int host_version, void* context,                         \
+                                                            ::procpool::detail::plugin_sink_fn sink) {                \
+        return ::procpool::detail::export_plugin_tasks(host_version, context, sink);                                  \
+    }                                                                                                                  \
+    static_assert(true, "")
+
+/// Declares a task that a plugin defines, for the host: `PROCPOOL_DECLARE_TASK(geo_area, "geo::area",
+/// double(shape));` then `pool.submit<geo_area>(s)`. Put it in a header the plugin ships.
+#define PROCPOOL_DECLARE_TASK(ident, task_name, ...)                                                                   \
+    inline constexpr ::procpool::declared_task<__VA_ARGS__, task_name> ident {}
+
+#endif // PROCPOOL_PLUGIN_HPP
