@@ -9,6 +9,7 @@
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>
+#include <procpool/per_process.hpp>
 #include <procpool/plugin.hpp>
 #include <procpool/pool.hpp>
 #include <procpool/protocol.hpp>

@@ -8,11 +8,13 @@
 #include <procpool/context.hpp>
 #include <procpool/error.hpp>
 #include <procpool/log.hpp>
+#include <procpool/per_process.hpp>
 #include <procpool/plugin.hpp>
 #include <procpool/platform/platform.hpp>
 #include <procpool/protocol.hpp>
 #include <procpool/task.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,8 +82,16 @@ public:
         if (!platform::read_all(fd_, h, sizeof h)) return false;
         auto head = parse_frame_head(h, PROCPOOL_MAX_FRAME_BYTES);
         type = head.type;
-        payload.resize(head.length);
-        return platform::read_all(fd_, payload.data(), head.length);
+        // Grow with the bytes that arrive, not to the length the header claims: a corrupt header claiming 4 GiB
+        // ends at end of stream without 4 GiB allocated first (the capacity kept from earlier frames is reused).
+        payload.clear();
+        while (payload.size() < head.length) {
+            auto have = payload.size();
+            auto n = std::min<std::size_t>(head.length - have, std::size_t{1} << 20);
+            payload.resize(have + n);
+            if (!platform::read_all(fd_, payload.data() + have, n)) return false;
+        }
+        return true;
     }
 
 private:
@@ -264,6 +274,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             case frame_type::retire: {
                 std::optional<exception_record> err;
                 if (setup.finalizer) err = run_hook(*setup.finalizer);
+                run_retire_hooks(); // per_process instances built in this worker
                 ch.send(make_frame(frame_type::bye, err));
                 return 0;
             }
@@ -358,6 +369,9 @@ inline void serve_if_worker(int argc, char** argv) {
     bool server = std::strcmp(argv[1], detail::forkserver_flag) == 0;
     if (!worker && !server) return;
     platform::unset_env(detail::worker_env);
+    // posix_spawn's dup2 left the channel inheritable: processes the tasks start must not get it (they would hold
+    // it open after this worker dies, hiding its death from the pool, and could write frames to it).
+    platform::set_cloexec(platform::child_channel_fd);
     auto parent = static_cast<platform::pid_type>(std::strtoll(argv[2], nullptr, 10));
     if (!platform::bind_lifetime_to_parent(parent)) std::exit(0);
     if (server) detail::run_fork_template(platform::child_channel_fd, parent);

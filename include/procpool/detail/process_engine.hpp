@@ -638,7 +638,10 @@ private:
 
     void dispatch() {
         if (queue_.empty()) return;
-        for (int round = 0; round < 2 && !queue_.empty(); ++round) {
+        // With the leak audit on, one job per worker at a time: a job sent ahead would run before the audit's
+        // verdict on the one before it arrives (contexts re-sent, worker retired), in the polluted worker.
+        const int rounds = opts_.leak_audit == leak_policy::off ? 2 : 1;
+        for (int round = 0; round < rounds && !queue_.empty(); ++round) {
             // First give every idle worker one job, then fill the second slots.
             for (auto& w : slots_) {
                 if (queue_.empty()) break;
@@ -715,8 +718,17 @@ private:
         };
         if (was == P::hello || was == P::setup) {
             if (broken_ || retiring_all_) return; // init_failed already reported it, or shutdown closed it
-            lost("", "worker pid " + std::to_string(w.pid) + " " + describe_exit(st) + " before it was ready");
+            // Past the handshake, a worker that dies was loading plugins or running the initializer (a crash, so
+            // there is no exception for initializer_error): name that, not serve_if_worker.
+            const std::string in_setup =
+                was != P::setup ? std::string()
+                : opts_.initializer ? " while running its initializer \"" + opts_.initializer->name + "\""
+                                    : std::string(" while setting up (loading plugins)");
+            lost("", "worker pid " + std::to_string(w.pid) + " " + describe_exit(st) + in_setup + " before it was ready");
             std::exception_ptr e = w.kill_reason;
+            if (!e && was == P::setup)
+                e = std::make_exception_ptr(start_error("procpool: worker pid " + std::to_string(w.pid) + " " +
+                                                        describe_exit(st) + in_setup + ", before it was ready."));
             if (!e)
                 e = std::make_exception_ptr(start_error(
                     "procpool: worker pid " + std::to_string(w.pid) + " " + describe_exit(st) +
@@ -739,7 +751,7 @@ private:
             for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) queue_.push_front(std::move(*it));
             w.inflight.clear();
             if (w.kill_reason) {
-                lost(running.state->task, cause + " (killed by the pool)");
+                lost(running.state->task, cause + " while running task \"" + running.state->task + "\" (killed by the pool)");
                 running.state->fail(w.kill_reason);
             } else {
                 lost(running.state->task, cause + " while running task \"" + running.state->task + "\"");
