@@ -6,7 +6,7 @@
 #   asan       g++-12 with -fsanitize=address,undefined -fno-sanitize-recover=all: unit tests, examples (build/asan)
 #   meson      Meson build of the unit tests and examples, meson test                          (build/meson)
 #   consumers  scripts/consumer-tests.sh: find_package, add_subdirectory, FetchContent, pkg-config, Meson subproject
-#   fuzz       each fuzz/*.cpp under libFuzzer, 30 s in total (clang)                           (build/fuzz)
+#   fuzz       each fuzz/*.cpp under libFuzzer, 45 s in total (clang)                           (build/fuzz)
 #   version    the versions of config.hpp, CMake, Meson and both .pc files agree               (build/version*)
 # Run a subset with PROCPOOL_STAGES="gcc asan" (or as arguments: scripts/test.sh gcc asan).
 # PROCPOOL_JOBS (default 2) sets the parallelism of builds and ctest. Logs: build/logs/<stage>.log.
@@ -91,7 +91,7 @@ fuzz_targets() {
 stage_fuzz() {
     local n seconds
     n=$(fuzz_targets)
-    seconds=$((30 / n))
+    seconds=$((45 / n)) # 45 s shared by the targets (at most 60 s in all: at least 5 s each up to 12 targets)
     [[ $seconds -lt 5 ]] && seconds=5
     cmake -S . -B build/fuzz -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DPROCPOOL_BUILD_FUZZ=ON -DPROCPOOL_BUILD_TESTS=OFF -DPROCPOOL_BUILD_EXAMPLES=OFF -DPROCPOOL_INSTALL=OFF \

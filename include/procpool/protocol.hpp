@@ -124,8 +124,15 @@ inline void begin_frame(std::vector<std::byte>& buf) {
     buf.resize(frame_header_size);
 }
 
+/// \throws protocol_error when the payload does not fit the 32-bit length field (rather than wrap the length and
+/// desynchronize the stream).
 inline void finish_frame(std::vector<std::byte>& buf, frame_type type) {
-    auto len = static_cast<std::uint32_t>(buf.size() - frame_header_size);
+    const std::size_t size = buf.size() - frame_header_size;
+    if (size > 0xffffffffu)
+        throw protocol_error("procpool: a " + std::string(frame_type_name(type)) + " frame of " + std::to_string(size) +
+                                 " bytes is too large: a frame holds at most 4294967295 bytes",
+                             0);
+    auto len = static_cast<std::uint32_t>(size);
     std::byte h[frame_header_size];
     for (int i = 0; i < 4; ++i) h[i] = static_cast<std::byte>((len >> (8 * i)) & 0xff);
     h[4] = static_cast<std::byte>(type);
@@ -179,7 +186,9 @@ public:
                 end_ -= start_;
                 start_ = 0;
             }
-            if (buf_.size() - end_ < min) buf_.resize(std::max(end_ + min, want_));
+            // Toward the frame being read, but at most grow_step ahead of the bytes that arrived: a header that
+            // claims 4 GiB costs nothing until the bytes come (std::vector still grows its capacity geometrically).
+            if (buf_.size() - end_ < min) buf_.resize(std::max(end_ + min, std::min(want_, end_ + grow_step)));
         }
         return {buf_.data() + end_, buf_.size() - end_};
     }
@@ -192,7 +201,7 @@ public:
         auto head = parse_frame_head(buf_.data() + start_, max_bytes);
         std::size_t total = frame_header_size + head.length;
         if (end_ - start_ < total) {
-            want_ = total; // the next prepare() makes room for the whole frame at once
+            want_ = total; // the next prepare()s make room for the rest of the frame as it arrives
             return std::nullopt;
         }
         std::span<const std::byte> payload(buf_.data() + start_ + frame_header_size, head.length);
@@ -202,6 +211,9 @@ public:
     }
 
     [[nodiscard]] bool empty() const noexcept { return start_ == end_; }
+
+    /// How far ahead of the received bytes prepare() allocates for a partly received frame.
+    static constexpr std::size_t grow_step = std::size_t{1} << 20;
 
 private:
     std::vector<std::byte> buf_;
