@@ -19,6 +19,7 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -176,6 +177,27 @@ inline std::vector<long> descendant_pids() {
     }
     mine.erase(static_cast<long>(::getpid()));
     return {mine.begin(), mine.end()};
+}
+
+/// State letter of process `pid` from /proc/<pid>/stat ('R', 'S', 'Z'...), or 0 when there is no such process.
+/// `start_time` (when given) receives its start time in clock ticks after boot, which tells a reused pid apart.
+inline char process_state(long pid, unsigned long long* start_time = nullptr) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    if (!std::getline(in, stat)) return 0;
+    auto close = stat.rfind(')'); // the command name may hold spaces and parentheses
+    if (close == std::string::npos || close + 2 >= stat.size()) return 0;
+    std::istringstream fields(stat.substr(close + 2)); // field 3 (state) onwards
+    std::string field;
+    char state = 0;
+    for (int i = 3; fields >> field; ++i) {
+        if (i == 3) state = field[0];
+        if (i == 22) {
+            if (start_time) *start_time = std::strtoull(field.c_str(), nullptr, 10);
+            break;
+        }
+    }
+    return state;
 }
 
 /// Sets an environment variable for one scope, restoring the previous state after.

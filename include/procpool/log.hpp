@@ -48,7 +48,8 @@ inline void set_log_level(log_level l) noexcept { detail::logger().level = l; }
 [[nodiscard]] inline log_level get_log_level() noexcept { return detail::logger().level; }
 
 /// Routes events to `sink` instead of stderr (an empty function restores stderr). Parent-side events only:
-/// workers write theirs to their stderr.
+/// workers write theirs to their stderr. The sink is called from inside the pool, with its lock held: it must
+/// not call the pool (record the event and act on it later).
 inline void set_log_sink(std::function<void(const log_event&)> sink) {
     std::lock_guard lock(detail::logger().mutex);
     detail::logger().sink = std::move(sink);

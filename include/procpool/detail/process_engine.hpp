@@ -331,10 +331,14 @@ private:
         driving_ = true;
         struct reset {
             process_engine* e;
-            ~reset() {
+            bool held = true;
+            void release() {
+                if (!held) return;
+                held = false;
                 e->driving_ = false;
                 e->cv_.notify_all();
             }
+            ~reset() { release(); }
         } guard{this};
         dispatch();
         std::vector<platform::poll_item> items;
@@ -399,23 +403,31 @@ private:
         }
         reap_closed();
         dispatch();
+        // Report without the driver role: a callback that waits on a future or shuts the pool down drives it.
+        guard.release();
         report_losses(lk);
     }
 
-    /// Runs on_worker_lost for the deaths seen in this round, without the lock (the callback may use the pool).
+    /// Runs on_worker_lost for the deaths seen so far, without the lock (the callback may use the pool). One
+    /// thread at a time: a thread that finds another one reporting leaves its events to it, so calls never overlap.
     void report_losses(std::unique_lock<std::mutex>& lk) {
-        if (lost_.empty()) return;
-        auto events = std::move(lost_);
-        lost_.clear();
-        if (!opts_.on_worker_lost) return;
-        lk.unlock();
-        try {
-            for (const auto& e : events) opts_.on_worker_lost(e);
-        } catch (...) {
+        if (reporting_) return;
+        while (!lost_.empty()) {
+            auto events = std::move(lost_);
+            lost_.clear();
+            if (!opts_.on_worker_lost) continue;
+            reporting_ = true;
+            lk.unlock();
+            try {
+                for (const auto& e : events) opts_.on_worker_lost(e);
+            } catch (...) {
+                lk.lock();
+                reporting_ = false;
+                throw;
+            }
             lk.lock();
-            throw;
+            reporting_ = false;
         }
-        lk.lock();
     }
 
     /// Starts the clock of the job now at the front of `w` (the one the worker runs next).
@@ -503,6 +515,9 @@ private:
     }
 
     void receive(worker_slot& w) {
+        // A bounded read per round: a worker that floods its channel cannot starve the others (poll reports
+        // it again in the next round).
+        std::size_t budget = std::size_t{16} << 20;
         for (;;) {
             auto space = w.in.prepare();
             auto n = platform::read_some(w.fd, space.data(), space.size());
@@ -525,6 +540,8 @@ private:
                 return;
             }
             if (n == 0) return;
+            if (static_cast<std::size_t>(n) >= budget) return;
+            budget -= static_cast<std::size_t>(n);
         }
     }
 
@@ -867,6 +884,7 @@ private:
     mutable std::mutex m_;
     std::condition_variable cv_;
     bool driving_ = false;
+    bool reporting_ = false; // a thread is running on_worker_lost
     bool starting_ = false;
     bool closed_ = false;
     bool shut_down_ = false;
