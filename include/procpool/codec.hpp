@@ -292,8 +292,9 @@ consteval std::size_t min_wire_size() {
 
 template <class T>
 inline constexpr bool memcpy_sequence =
-    std::endian::native == std::endian::little && std::is_arithmetic_v<T> && !std::is_same_v<T, bool> &&
-    !std::is_same_v<T, long double>;
+    std::is_same_v<T, std::byte> || // a blob: one memcpy, never a call per byte
+    (std::endian::native == std::endian::little && std::is_arithmetic_v<T> && !std::is_same_v<T, bool> &&
+     !std::is_same_v<T, long double>);
 
 } // namespace detail
 
