@@ -472,8 +472,8 @@ consteval bool check_serializable() {
         return true;
     } else if constexpr (std::is_pointer_v<U> || std::is_member_pointer_v<U>) {
         static_assert(dependent_false<T>, "procpool: a pointer cannot cross a process boundary (the address means "
-                                          "nothing in another process). Pass the value itself, a container of "
-                                          "values, or a procpool::shared_buffer. ");
+                                          "nothing in another process). Pass the value itself or a container "
+                                          "of values. ");
         return false;
     } else if constexpr (std::is_reference_v<T>) {
         static_assert(dependent_false<T>, "procpool: a reference member cannot cross a process boundary. Store the "
