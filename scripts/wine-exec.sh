@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
+# Runs a Windows program under wine: the CMake toolchain's CMAKE_CROSSCOMPILING_EMULATOR and the Meson cross
+# file's exe_wrapper (cmake/toolchains/mingw-w64-x86_64.cmake, cross/mingw-w64-x86_64.ini).
+#   scripts/wine-exec.sh program.exe [args...]
+# The wine prefix is always explicit (wine would otherwise create ~/.wine):
+#   $PROCPOOL_WINEPREFIX when set (scripts/test.sh's wine stage: build/wine/prefix), else
+#   <build dir>/wine-prefix, the build dir being the nearest folder above the program that holds CMakeCache.txt or
+#   meson-private.
+# A missing prefix is created first (wineboot, ~8 s, under a lock so that parallel tests create it once).
+# WINEDEBUG defaults to -all. Exit status: the program's (wine passes it through, modulo 256).
+set -euo pipefail
+
+if [[ $# -lt 1 ]]; then
+    echo "usage: $0 program.exe [args...]" >&2
+    exit 2
+fi
+
+prefix=${PROCPOOL_WINEPREFIX:-}
+if [[ -z $prefix ]]; then
+    dir=$(cd "$(dirname "$1")" && pwd)
+    while [[ $dir != / ]]; do
+        if [[ -f $dir/CMakeCache.txt || -d $dir/meson-private ]]; then
+            prefix=$dir/wine-prefix
+            break
+        fi
+        dir=$(dirname "$dir")
+    done
+fi
+if [[ -z $prefix ]]; then
+    echo "wine-exec.sh: $1 is not inside a CMake or Meson build tree; set PROCPOOL_WINEPREFIX" >&2
+    exit 2
+fi
+case $prefix in /*) ;; *) prefix=$PWD/$prefix ;; esac
+export WINEPREFIX=$prefix
+export WINEDEBUG=${WINEDEBUG:--all}
+
+# wine64 directly: Debian's `wine` wrapper warns about the missing 32-bit wine on every run.
+if command -v wine64 >/dev/null 2>&1; then
+    wine=(wine64)
+elif [[ -x /usr/lib/wine/wine64 ]]; then
+    wine=(/usr/lib/wine/wine64)
+elif command -v wine >/dev/null 2>&1; then
+    wine=(wine)
+else
+    echo "wine-exec.sh: wine is not installed (Debian: apt-get install wine wine64)" >&2
+    exit 127
+fi
+
+# .procpool-ready marks a prefix whose creation finished (wine writes its files while wineboot runs).
+if [[ ! -f $prefix/.procpool-ready ]]; then
+    mkdir -p "$(dirname "$prefix")"
+    (
+        flock 9
+        if [[ ! -f $prefix/.procpool-ready ]]; then
+            # No Mono or Gecko installers (they would ask, or download): nothing here needs .NET or a browser.
+            if ! WINEDLLOVERRIDES="mscoree,mshtml=" "${wine[@]}" wineboot -i >"$prefix.log" 2>&1 ||
+                [[ ! -d $prefix/drive_c ]]; then
+                echo "wine-exec.sh: could not create the wine prefix $prefix (log: $prefix.log)" >&2
+                exit 1
+            fi
+            touch "$prefix/.procpool-ready"
+        fi
+    ) 9>"$prefix.lock"
+fi
+
+exec "${wine[@]}" "$@"
