@@ -394,7 +394,7 @@ inline pool::pool(pool_options opts) : method_(opts.start), owner_(platform::cur
             "procpool: a pool was constructed in a spawned worker process before procpool::serve_if_worker(argc, "
             "argv) ran. Spawned workers re-run main(); make `procpool::serve_if_worker(argc, argv);` the first "
             "line of main(), before any pool is constructed.";
-        detail::worker_channel chan(static_cast<platform::native_handle>(std::atoi(ch)));
+        detail::worker_channel chan(platform::adopt_channel(ch));
         chan.send(detail::make_frame(detail::frame_type::guard_missing, msg));
         std::fprintf(stderr, "%s\n", msg.c_str());
         platform::quick_exit_process(3);

@@ -303,6 +303,7 @@ struct template_record {
 /// The fork template ("zygote"): a single-threaded copy of the parent taken when the pool was constructed.
 /// Every worker is forked from it, so replacements start from the same state as the first workers, and no
 /// fork ever happens in a parent that has started threads since. Never returns.
+#if PROCPOOL_POSIX
 [[noreturn]] inline void run_fork_template(platform::native_handle ctl, platform::pid_type parent) noexcept {
     if (!platform::bind_lifetime_to_parent(parent)) platform::quick_exit_process(0);
     close_inherited_handles(ctl);
@@ -351,6 +352,7 @@ struct template_record {
         if (!sent) platform::quick_exit_process(0);
     }
 }
+#endif
 
 } // namespace detail
 
@@ -366,16 +368,21 @@ struct template_record {
 inline void serve_if_worker(int argc, char** argv) {
     if (argc < 3 || !argv || !argv[1]) return;
     bool worker = std::strcmp(argv[1], detail::worker_flag) == 0;
-    bool server = std::strcmp(argv[1], detail::forkserver_flag) == 0;
+    [[maybe_unused]] bool server = std::strcmp(argv[1], detail::forkserver_flag) == 0;
     if (!worker && !server) return;
+    // Processes the tasks start must not inherit the channel (see adopt_channel), nor think they are workers.
+    auto channel = platform::adopt_channel(platform::get_env(detail::worker_env));
     platform::unset_env(detail::worker_env);
-    // posix_spawn's dup2 left the channel inheritable: processes the tasks start must not get it (they would hold
-    // it open after this worker dies, hiding its death from the pool, and could write frames to it).
-    platform::set_cloexec(platform::child_channel_fd);
+    if (channel == platform::invalid_handle) {
+        std::fprintf(stderr, "procpool: %s given but no worker channel was inherited; exiting\n", argv[1]);
+        std::exit(2);
+    }
     auto parent = static_cast<platform::pid_type>(std::strtoll(argv[2], nullptr, 10));
     if (!platform::bind_lifetime_to_parent(parent)) std::exit(0);
-    if (server) detail::run_fork_template(platform::child_channel_fd, parent);
-    std::exit(detail::serve_channel(platform::child_channel_fd));
+#if PROCPOOL_POSIX
+    if (server) detail::run_fork_template(channel, parent);
+#endif
+    std::exit(detail::serve_channel(channel));
 }
 
 PROCPOOL_END_NAMESPACE

@@ -126,10 +126,7 @@ struct worker_slot {
     std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
 };
 
-inline std::string describe_exit(const platform::exit_status& st) {
-    if (st.signal) return "was killed by " + platform::signal_name(st.signal);
-    return "exited with code " + std::to_string(st.code);
-}
+using platform::describe_exit;
 
 class process_engine final : public engine, public std::enable_shared_from_this<process_engine> {
 public:
@@ -261,6 +258,10 @@ public:
 private:
     // ---- starting workers -------------------------------------------------------------------------------
     void start_template() {
+#if PROCPOOL_WINDOWS
+        throw start_error("procpool: start_method::fork is not available on Windows, which has no fork(); use "
+                          "start_method::spawn (the default), as Python does there.");
+#else
         int threads = platform::thread_count();
         if (threads > 1) {
             std::string msg = "procpool: start_method::fork refused: this process has " + std::to_string(threads) +
@@ -284,6 +285,7 @@ private:
         template_pid_ = pid;
         template_fd_ = mine;
         log(log_level::debug, [&] { return "fork template started, pid " + std::to_string(pid); });
+#endif
     }
 
     /// Starts one worker (asynchronously: it becomes ready when its handshake completes).
@@ -300,7 +302,7 @@ private:
         platform::pid_type pid = 0;
         try {
             pid = platform::spawn_self({worker_flag, std::to_string(platform::current_pid())},
-                                       {std::string(worker_env) + "=" + std::to_string(platform::child_channel_fd)},
+                                       {std::string(worker_env) + "=" + platform::child_channel_token(theirs)},
                                        theirs);
         } catch (...) {
             platform::close_handle(mine);
@@ -443,7 +445,8 @@ private:
     }
 
     /// Reads what the template process reports: workers it started (with their channel), children that ended.
-    void read_template(bool block_one) {
+    void read_template([[maybe_unused]] bool block_one) {
+#if PROCPOOL_POSIX
         bool first = true;
         for (;;) {
             if (!first || !block_one) {
@@ -470,6 +473,7 @@ private:
                                                            std::to_string(rec.code) + ")")));
             }
         }
+#endif
     }
 
     void template_gone() {

@@ -6,7 +6,7 @@
 #include <procpool/config.hpp>
 
 #if PROCPOOL_WINDOWS
-#error "procpool: the Windows backend (platform/windows.hpp) is not available yet; build on a POSIX system."
+#include <procpool/platform/windows.hpp>
 #else
 #include <procpool/platform/posix.hpp>
 #endif

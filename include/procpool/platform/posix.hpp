@@ -291,6 +291,12 @@ inline std::string signal_name(int sig) {
     }
 }
 
+/// "exited with code 3", "was killed by SIGSEGV".
+inline std::string describe_exit(const exit_status& st) {
+    if (st.signal) return "was killed by " + signal_name(st.signal);
+    return "exited with code " + std::to_string(st.code);
+}
+
 /// Number of threads in this process, or -1 where it cannot be counted.
 inline int thread_count() noexcept {
 #if defined(__linux__)
@@ -335,6 +341,19 @@ inline std::string executable_identity() {
 
 /// The descriptor number a spawned worker finds its channel on.
 inline constexpr native_handle child_channel_fd = 3;
+
+/// What a spawned worker finds its channel as (the environment tells it): always descriptor 3 here.
+inline std::string child_channel_token(native_handle) { return std::to_string(child_channel_fd); }
+
+/// In a spawned worker: the channel named by `token` (see child_channel_token), close-on-exec from now on:
+/// posix_spawn's dup2 left it inheritable, and processes the tasks start must not hold it open after this
+/// worker dies (that would hide its death from the pool).
+inline native_handle adopt_channel(const char* token) {
+    native_handle fd = token ? static_cast<native_handle>(std::atoi(token)) : child_channel_fd;
+    if (fd < 0) return invalid_handle;
+    set_cloexec(fd);
+    return fd;
+}
 
 /// Starts the running executable with `args` (argv[1...]) and `extra_env` added to the environment; the
 /// child gets `channel` as descriptor 3 and, where the C library can, no other descriptor above 2.
