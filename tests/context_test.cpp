@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
 
 namespace ctx_t {
 
@@ -40,16 +39,16 @@ std::vector<std::string> handlers;
 std::vector<std::string> get_handlers() { return handlers; }
 void set_handlers(std::vector<std::string> v) { handlers = std::move(v); }
 
-long worker_pid() { return static_cast<long>(::getpid()); }
+long worker_pid() { return ppt::pid(); }
 std::pair<int, int> plain_and_config() { return {plain, config}; }
-std::pair<long, int> pid_and_config() { return {static_cast<long>(::getpid()), config}; }
-std::pair<long, int> pid_and_counted_sets() { return {static_cast<long>(::getpid()), counted_sets}; }
+std::pair<long, int> pid_and_config() { return {ppt::pid(), config}; }
+std::pair<long, int> pid_and_counted_sets() { return {ppt::pid(), counted_sets}; }
 int read_counted() { return counted; }
 long import_plugin(std::string name) { // the polluting task
     handlers.push_back(std::move(name));
-    return static_cast<long>(::getpid());
+    return ppt::pid();
 }
-std::pair<long, std::vector<std::string>> pid_and_handlers() { return {static_cast<long>(::getpid()), handlers}; }
+std::pair<long, std::vector<std::string>> pid_and_handlers() { return {ppt::pid(), handlers}; }
 void die(int code) { std::_Exit(code); }
 
 /// Restores every global above at the end of a scope (in_process and fork pools share or copy them).
@@ -192,7 +191,7 @@ TEST_CASE("a worker that already has a context's value does not get it again", "
         procpool::pool p{{.workers = 1, .start = start_method::in_process}};
         counted = 8;
         CHECK(p.submit<read_counted>().get() == 8);
-        CHECK(p.submit<pid_and_counted_sets>().get() == std::pair{static_cast<long>(::getpid()), 0});
+        CHECK(p.submit<pid_and_counted_sets>().get() == std::pair{ppt::pid(), 0});
     }
 }
 
@@ -349,7 +348,7 @@ TEST_CASE("leak audit off: nothing is reported and the leaked value stays in the
         log_capture logs;
         procpool::pool p{{.start = start_method::in_process, .leak_audit = leak_policy::log}};
         handlers = {"builtin"};
-        CHECK(p.submit<import_plugin>(std::string("plugin_x")).get() == static_cast<long>(::getpid()));
+        CHECK(p.submit<import_plugin>(std::string("plugin_x")).get() == ppt::pid());
         CHECK(handlers == std::vector<std::string>{"builtin", "plugin_x"});
         CHECK(logs.matching("leak audit").empty());
     }

@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
 
 namespace lc_t {
 
@@ -34,8 +33,8 @@ void initialize(int v) {
 void initialize_throws(std::string message) { throw std::invalid_argument(message); }
 void initialize_throws_custom(std::string message) { throw init_failure(message); }
 std::pair<int, int> read_init() { return {init_value, init_calls}; }
-void record_pid(std::string path) { ppt::append_line(path, std::to_string(::getpid())); }
-long pid_of(int) { return static_cast<long>(::getpid()); }
+void record_pid(std::string path) { ppt::append_line(path, std::to_string(ppt::pid())); }
+long pid_of(int) { return ppt::pid(); }
 void leak_set(int v) { leaked = v; }
 int leak_get() { return leaked; }
 
@@ -190,10 +189,10 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
     SECTION("in_process: the finalizer runs once, in the caller, at shutdown") {
         {
             procpool::pool p{{.start = start_method::in_process, .finalizer = procpool::call<record_pid>(trace)}};
-            CHECK(p.submit<pid_of>(1).get() == static_cast<long>(::getpid()));
+            CHECK(p.submit<pid_of>(1).get() == ppt::pid());
             CHECK(ppt::read_lines(trace).empty());
         }
-        CHECK(ppt::read_lines(trace) == std::vector<std::string>{std::to_string(::getpid())});
+        CHECK(ppt::read_lines(trace) == std::vector<std::string>{std::to_string(ppt::pid())});
     }
 }
 
@@ -225,7 +224,7 @@ TEST_CASE("recycling starts new worker processes", "[lifecycle][recycling]") {
         constexpr int n = 4;
         for (int i = 0; i < n; ++i) pids.insert(p.submit<pid_of>(i).get());
         CHECK(pids.size() == n);
-        CHECK_FALSE(pids.count(static_cast<long>(::getpid())));
+        CHECK_FALSE(pids.count(ppt::pid()));
         // map chunks count as tasks
         auto chunk_pids = p.map<pid_of>(std::vector<int>(3, 0), 1);
         std::set<long> distinct(chunk_pids.begin(), chunk_pids.end());
@@ -278,14 +277,14 @@ TEST_CASE("lifecycle events reach the log sink", "[lifecycle][log]") {
     CHECK(has(procpool::log_level::info, "recycled", first));
     CHECK(has(procpool::log_level::info, "exited with code 0", first));
     if (method == start_method::fork) CHECK(has(procpool::log_level::debug, "fork template started"));
-    for (auto& ev : events) CHECK(ev.pid == static_cast<long>(::getpid())); // parent-side events only
+    for (auto& ev : events) CHECK(ev.pid == ppt::pid()); // parent-side events only
 
     // Restored: nothing more arrives at the old sink.
     auto n = events.size();
     procpool::set_log_level(procpool::log_level::debug);
     {
         procpool::pool p{{.workers = 1, .start = start_method::in_process}};
-        CHECK(p.submit<pid_of>(0).get() == static_cast<long>(::getpid()));
+        CHECK(p.submit<pid_of>(0).get() == ppt::pid());
     }
     CHECK(events.size() == n);
 }

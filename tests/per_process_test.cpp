@@ -16,7 +16,6 @@
 #include <tuple>
 #include <vector>
 
-#include <unistd.h>
 
 namespace pp_t {
 
@@ -29,7 +28,7 @@ int constructions = 0; // in this process
 
 /// A resource that must not be shared between processes; not even movable.
 struct resource {
-    long pid = static_cast<long>(::getpid()); // the process that built it
+    long pid = ppt::pid(); // the process that built it
     int serial = ++constructions;
     bool alive = true;
     resource() = default;
@@ -38,7 +37,7 @@ struct resource {
     ~resource() {
         alive = false;
         if (!trace_path.empty())
-            ppt::append_line(trace_path, "destroyed " + std::to_string(pid) + " by " + std::to_string(::getpid()));
+            ppt::append_line(trace_path, "destroyed " + std::to_string(pid) + " by " + std::to_string(ppt::pid()));
     }
 };
 
@@ -47,9 +46,9 @@ procpool::per_process<resource> shared_resource{[] { return resource(); }};
 /// What a worker sees: its pid, its instance's builder pid, serial and address.
 std::tuple<long, long, int, std::uint64_t> instance_info() {
     resource& r = shared_resource.get();
-    return {static_cast<long>(::getpid()), r.pid, r.serial, reinterpret_cast<std::uintptr_t>(&r)};
+    return {ppt::pid(), r.pid, r.serial, reinterpret_cast<std::uintptr_t>(&r)};
 }
-long worker_pid() { return static_cast<long>(::getpid()); }
+long worker_pid() { return ppt::pid(); }
 
 /// Restores the parent's state: no instance, no trace.
 struct fresh_parent {
@@ -76,7 +75,7 @@ TEST_CASE("per_process builds one instance per process on first use", "[per_proc
     CHECK_FALSE(shared_resource.has_value());
     resource& a = shared_resource.get();
     CHECK(shared_resource.has_value());
-    CHECK(a.pid == static_cast<long>(::getpid()));
+    CHECK(a.pid == ppt::pid());
     CHECK(&*shared_resource == &a);
     CHECK(shared_resource->serial == 1);
     CHECK(constructions == 1);
@@ -120,7 +119,7 @@ TEST_CASE("per_process: each worker builds its own instance, the parent's is unt
         ppt::temp_dir dir;
         trace_path = dir.file("trace");
         resource& mine = shared_resource.get(); // built before the pool: a fork worker inherits a copy of it
-        const long parent = static_cast<long>(::getpid());
+        const long parent = ppt::pid();
         long worker = 0;
         {
             procpool::pool p{{.workers = 1, .start = method}};
@@ -177,7 +176,7 @@ TEST_CASE("per_process in_process: tasks use the parent's instance, shutdown kee
     fresh_parent fresh;
     ppt::temp_dir dir;
     trace_path = dir.file("trace");
-    const long parent = static_cast<long>(::getpid());
+    const long parent = ppt::pid();
     {
         procpool::pool p{{.start = start_method::in_process}};
         auto [wpid, built_by, serial, address] = p.submit<instance_info>().get();

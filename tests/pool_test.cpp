@@ -24,7 +24,6 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
 
 namespace pool_t {
 
@@ -46,7 +45,7 @@ struct custom_failure : std::runtime_error {
 
 int square(int x) { return x * x; }
 int add(int a, int b) { return a + b; }
-long get_pid() { return static_cast<long>(::getpid()); }
+long get_pid() { return ppt::pid(); }
 void touch(std::string path) { ppt::append_line(path, "touched"); }
 void fail_if_negative(int x) {
     if (x < 0) throw std::invalid_argument("negative: " + std::to_string(x));
@@ -403,7 +402,7 @@ TEST_CASE("a pool serves many calls", "[pool]") {
     }
     // The same workers served every call (no recycling by default).
     CHECK(pids.size() <= 2);
-    if (method == start_method::in_process) CHECK(pids == std::set<long>{static_cast<long>(::getpid())});
+    if (method == start_method::in_process) CHECK(pids == std::set<long>{ppt::pid()});
     else {
         auto live = p.worker_pids();
         for (long pid : pids) CHECK(std::find(live.begin(), live.end(), pid) != live.end());

@@ -107,11 +107,11 @@ void prepare_crash() {
 // ---- tasks --------------------------------------------------------------------------------------------------------
 
 int square(int x) { return x * x; }
-long pid_of(int) { return static_cast<long>(::getpid()); }
+long pid_of(int) { return ppt::pid(); }
 /// Records that it ran (one line in `log`), then returns its square and the pid that ran it.
 std::pair<int, long> tracked(int id, std::string log) {
     ppt::append_line(log, std::to_string(id));
-    return {id * id, static_cast<long>(::getpid())};
+    return {id * id, ppt::pid()};
 }
 /// How many tasks this process has run, this one included.
 int calls_in_this_process(int) {
@@ -158,7 +158,7 @@ int hang(int) {
 /// Crashes (SIGKILL) the first time it runs for `marker`: it creates the file, then dies. Later runs succeed.
 int crash_first_time(std::string marker) {
     if (std::filesystem::exists(marker)) return 42;
-    ppt::append_line(marker, std::to_string(::getpid()));
+    ppt::append_line(marker, std::to_string(ppt::pid()));
     ::kill(::getpid(), SIGKILL);
     for (;;) ::pause();
 }
@@ -191,12 +191,12 @@ void fin_abort() {
 }
 
 /// Resident memory of the worker that runs it.
-long resident_self(int) { return static_cast<long>(procpool::platform::resident_bytes(::getpid())); }
+long resident_self(int) { return static_cast<long>(procpool::platform::resident_bytes(procpool::platform::current_pid())); }
 /// Allocates `mib` MiB, writes every byte, and keeps it; returns the worker's pid.
 long hog(int mib) {
     static std::vector<char> kept;
     kept.assign(static_cast<std::size_t>(mib) << 20, 1);
-    return static_cast<long>(::getpid());
+    return ppt::pid();
 }
 
 /// The worker's end of its channel: descriptor 3 in a spawned worker; in a forked one, its only Unix socket.
@@ -1207,7 +1207,7 @@ TEST_CASE("a frame header with an absurd length from a worker: refused above the
     row.faults = 1;
     ppt::temp_dir dir;
     const auto log = dir.file("executions");
-    const auto rss_before = procpool::platform::resident_bytes(::getpid());
+    const auto rss_before = procpool::platform::resident_bytes(procpool::platform::current_pid());
     {
         procpool::pool p{{.workers = 1, .start = method}};
         const long worker = p.worker_pids().at(0);
@@ -1230,7 +1230,7 @@ TEST_CASE("a frame header with an absurd length from a worker: refused above the
         row.follow_ups = 3;
         CHECK(ran_in.count(worker) == 0);
     }
-    const auto rss_after = procpool::platform::resident_bytes(::getpid());
+    const auto rss_after = procpool::platform::resident_bytes(procpool::platform::current_pid());
     const auto grown = rss_after > rss_before ? rss_after - rss_before : 0;
     INFO("the parent's resident memory grew by " << grown << " bytes");
     CHECK(grown < (std::size_t{256} << 20)); // far below the 4 GiB the header claimed

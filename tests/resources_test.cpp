@@ -15,12 +15,11 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
 
 namespace rs_t {
 
 int square(int x) { return x * x; }
-long pid_of() { return static_cast<long>(::getpid()); }
+long pid_of() { return ppt::pid(); }
 
 } // namespace rs_t
 
@@ -39,7 +38,7 @@ int nested_sum(int method, int n) {
     int sum = std::accumulate(squares.begin(), squares.end(), 0);
     // The inner pool's workers are not the worker itself.
     long inner_pid = inner.submit<pid_of>().get();
-    if (static_cast<procpool::start_method>(method) != procpool::start_method::in_process && inner_pid == ::getpid())
+    if (static_cast<procpool::start_method>(method) != procpool::start_method::in_process && inner_pid == ppt::pid())
         return -1;
     return sum;
 }
@@ -196,7 +195,7 @@ TEST_CASE("a forked worker cannot use its parent's pool object", "[resources][fo
     } catch (const procpool::remote_error& e) {
         FAIL("a procpool::error should come back as procpool::error: " << e.what());
     } catch (const procpool::error& e) {
-        CHECK_THAT(std::string(e.what()), ppt::has_substring("belongs to process " + std::to_string(::getpid())));
+        CHECK_THAT(std::string(e.what()), ppt::has_substring("belongs to process " + std::to_string(ppt::pid())));
     }
     // Both pools are unharmed.
     CHECK(earlier.submit<square>(4).get() == 16);

@@ -15,7 +15,6 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
 
 namespace sm_t {
 
@@ -23,8 +22,8 @@ namespace sm_t {
 int setting = 1;
 
 int read_setting() { return setting; }
-long worker_pid() { return static_cast<long>(::getpid()); }
-std::pair<long, int> pid_and_setting() { return {static_cast<long>(::getpid()), setting}; }
+long worker_pid() { return ppt::pid(); }
+std::pair<long, int> pid_and_setting() { return {ppt::pid(), setting}; }
 
 /// Restores sm_t::setting at the end of a scope.
 struct setting_guard {
@@ -186,7 +185,7 @@ TEST_CASE("tasks run in worker processes, in_process in the caller", "[start_met
     auto method = GENERATE(from_range(ppt::all_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 2, .start = method}};
-    const long me = static_cast<long>(::getpid());
+    const long me = ppt::pid();
     std::set<long> seen;
     for (int i = 0; i < 8; ++i) seen.insert(p.submit<worker_pid>().get());
     auto workers = p.worker_pids();

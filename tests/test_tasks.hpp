@@ -3,7 +3,11 @@
 // *_test.cpp that uses it, because the build globs only *_test.cpp).
 //
 // Synchronisation with a task never uses sleeps: a task that must block waits on a gate, a named FIFO whose
-// write end the test holds. The test releases it by writing one byte per waiting task.
+// write end the test holds (on Windows: a named semaphore and a "closed" event). The test releases it by writing
+// one byte per waiting task (releasing the semaphore once per task).
+//
+// Every helper has a POSIX and a Windows implementation (docs/windows.md); the Windows ones count handles
+// instead of descriptors and walk a Toolhelp snapshot instead of /proc.
 #ifndef PROCPOOL_TESTS_TEST_TASKS_HPP
 #define PROCPOOL_TESTS_TEST_TASKS_HPP
 
@@ -11,10 +15,12 @@
 
 #include <procpool/procpool.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -24,11 +30,24 @@
 #include <string>
 #include <vector>
 
+#if PROCPOOL_WINDOWS
+#include <atomic>
+#include <random>
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#include <tlhelp32.h>
+#else
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+#endif
 
 namespace ppt {
 
@@ -41,8 +60,34 @@ inline auto has_substring(const std::string& s) {
 #endif
 }
 
+#if PROCPOOL_WINDOWS
+/// Every start method of this platform (Windows has no fork: those cells of a test do not exist there).
+inline constexpr std::array<procpool::start_method, 2> all_methods{procpool::start_method::spawn,
+                                                                   procpool::start_method::in_process};
+/// The start methods that run tasks in other processes.
+inline constexpr std::array<procpool::start_method, 1> process_methods{procpool::start_method::spawn};
+#else
+/// Every start method of this platform.
 inline constexpr std::array<procpool::start_method, 3> all_methods{
     procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::in_process};
+/// The start methods that run tasks in other processes.
+inline constexpr std::array<procpool::start_method, 2> process_methods{procpool::start_method::spawn,
+                                                                       procpool::start_method::fork};
+#endif
+
+/// This process's id.
+inline long pid() { return static_cast<long>(procpool::platform::current_pid()); }
+
+/// Blocks the calling thread until the process is killed (a task that hangs on purpose).
+[[noreturn]] inline void block_forever() {
+    for (;;) {
+#if PROCPOOL_WINDOWS
+        ::Sleep(INFINITE);
+#else
+        ::pause();
+#endif
+    }
+}
 
 inline const char* name(procpool::start_method m) {
     switch (m) {
@@ -57,10 +102,22 @@ inline const char* name(procpool::start_method m) {
 class temp_dir {
 public:
     temp_dir() {
+#if PROCPOOL_WINDOWS
+        static std::atomic<unsigned> serial{0};
+        const auto base = std::filesystem::temp_directory_path();
+        std::random_device rd;
+        for (int attempt = 0; path_.empty(); ++attempt) {
+            if (attempt == 100) throw std::runtime_error("cannot create a directory in " + base.string());
+            auto dir = base / ("procpool-test-" + std::to_string(pid()) + "-" + std::to_string(serial++) + "-" +
+                               std::to_string(rd() % 1000000));
+            if (std::filesystem::create_directory(dir)) path_ = dir.generic_string();
+        }
+#else
         const char* base = std::getenv("TMPDIR");
         std::string tmpl = std::string(base && *base ? base : "/tmp") + "/procpool-test-XXXXXX";
         if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
         path_ = tmpl;
+#endif
     }
     ~temp_dir() {
         std::error_code ec;
@@ -75,6 +132,54 @@ private:
     std::string path_;
 };
 
+#if PROCPOOL_WINDOWS
+/// What tasks block on (see wait_on_gate) until the test releases them: a named semaphore, released once per task,
+/// and a named manual-reset event set when the gate is destroyed, so that a task still waiting then returns and a
+/// failed test cannot hang the pool's destructor (declare the gate after the pool). path() is the objects' name.
+class gate {
+public:
+    gate() {
+        static std::atomic<unsigned> serial{0};
+        path_ = "Local\\procpool-test-gate-" + std::to_string(pid()) + "-" + std::to_string(serial++) + "-" +
+                std::to_string(std::random_device{}());
+        sem_ = ::CreateSemaphoreA(nullptr, 0, 0x7fffffff, path_.c_str());
+        closed_ = ::CreateEventA(nullptr, TRUE, FALSE, (path_ + ".closed").c_str());
+        if (!sem_ || !closed_) throw std::runtime_error("cannot create the gate's semaphore and event");
+    }
+    ~gate() {
+        ::SetEvent(closed_);
+        ::CloseHandle(closed_);
+        ::CloseHandle(sem_);
+    }
+    gate(const gate&) = delete;
+    gate& operator=(const gate&) = delete;
+    [[nodiscard]] const std::string& path() const { return path_; }
+    /// Lets `n` waiting tasks go.
+    void release(int n = 1) {
+        if (!::ReleaseSemaphore(sem_, n, nullptr)) throw std::runtime_error("ReleaseSemaphore failed");
+    }
+
+private:
+    std::string path_;
+    HANDLE sem_ = nullptr;
+    HANDLE closed_ = nullptr;
+};
+
+/// The body of a gate task: blocks until the test releases the gate. Returns 'x' when released, 0 when the gate
+/// was destroyed without a release, -1 when the gate could not be opened.
+inline int wait_on_gate(const std::string& name) {
+    HANDLE sem = ::OpenSemaphoreA(SYNCHRONIZE, FALSE, name.c_str());
+    HANDLE closed = ::OpenEventA(SYNCHRONIZE, FALSE, (name + ".closed").c_str());
+    int r = -1;
+    if (sem && closed) {
+        HANDLE both[2] = {sem, closed}; // a release wins over the close, as a byte in the FIFO before its EOF
+        r = ::WaitForMultipleObjects(2, both, FALSE, INFINITE) == WAIT_OBJECT_0 ? 'x' : 0;
+    }
+    if (sem) ::CloseHandle(sem);
+    if (closed) ::CloseHandle(closed);
+    return r;
+}
+#else
 /// A named FIFO that tasks block on (see wait_on_gate) until the test releases them.
 /// The test keeps a read-write descriptor open, so opening the FIFO never blocks, and a task's read blocks
 /// until a byte arrives. Destroying the gate closes that descriptor: a task still waiting then reads end of
@@ -120,15 +225,28 @@ inline int wait_on_gate(const std::string& path) {
     ::close(fd);
     return r == 1 ? b : 0;
 }
+#endif
 
 /// Appends one line to a file with a single O_APPEND write (atomic between processes for short lines).
 inline void append_line(const std::string& path, const std::string& line) {
+#if PROCPOOL_WINDOWS
+    // FILE_APPEND_DATA without FILE_WRITE_DATA: every write goes to the end of the file, atomically.
+    HANDLE h = ::CreateFileA(path.c_str(), FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                             nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
+    if (h == INVALID_HANDLE_VALUE) throw std::runtime_error("cannot open " + path);
+    std::string s = line + "\n";
+    DWORD n = 0;
+    BOOL ok = ::WriteFile(h, s.data(), static_cast<DWORD>(s.size()), &n, nullptr);
+    ::CloseHandle(h);
+    if (!ok || n != s.size()) throw std::runtime_error("short write to " + path);
+#else
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) throw std::runtime_error("cannot open " + path);
     std::string s = line + "\n";
     auto n = ::write(fd, s.data(), s.size());
     ::close(fd);
     if (n != static_cast<ssize_t>(s.size())) throw std::runtime_error("short write to " + path);
+#endif
 }
 
 inline std::vector<std::string> read_lines(const std::string& path) {
@@ -138,6 +256,109 @@ inline std::vector<std::string> read_lines(const std::string& path) {
     return out;
 }
 
+#if PROCPOOL_WINDOWS
+/// Open handles of this process, counted in the system's handle table (NtQuerySystemInformation with
+/// SystemExtendedHandleInformation): wine's GetProcessHandleCount always says 0. -1 when it cannot be counted.
+inline int count_fds() {
+    struct entry {
+        void* object;
+        ULONG_PTR pid;
+        ULONG_PTR handle;
+        ULONG access;
+        USHORT creator_back_trace;
+        USHORT type;
+        ULONG attributes;
+        ULONG reserved;
+    };
+    struct table {
+        ULONG_PTR count;
+        ULONG_PTR reserved;
+        entry handles[1];
+    };
+    using query_fn = LONG(WINAPI*)(int, void*, ULONG, ULONG*);
+    static const auto query = [] {
+        FARPROC f = ::GetProcAddress(::GetModuleHandleW(L"ntdll.dll"), "NtQuerySystemInformation");
+        query_fn q = nullptr;
+        static_assert(sizeof q == sizeof f);
+        std::memcpy(&q, &f, sizeof q);
+        return q;
+    }();
+    if (!query) return -1;
+    constexpr int system_extended_handle_information = 64;
+    constexpr LONG info_length_mismatch = static_cast<LONG>(0xC0000004);
+    std::vector<char> buf(std::size_t{1} << 20);
+    for (;;) {
+        ULONG need = 0;
+        LONG status = query(system_extended_handle_information, buf.data(), static_cast<ULONG>(buf.size()), &need);
+        if (status == info_length_mismatch) {
+            buf.resize(std::max<std::size_t>(buf.size() * 2, need + 4096));
+            continue;
+        }
+        if (status != 0) return -1;
+        break;
+    }
+    const auto* t = reinterpret_cast<const table*>(buf.data());
+    const auto me = static_cast<ULONG_PTR>(::GetCurrentProcessId());
+    int n = 0;
+    for (ULONG_PTR i = 0; i < t->count; ++i)
+        if (t->handles[i].pid == me) ++n;
+    return n;
+}
+
+/// Processes descending from this one (children, grandchildren), found by following the parent pid in a
+/// Toolhelp snapshot. Windows has no zombies: a process that has exited is not listed.
+inline std::vector<long> descendant_pids() {
+    std::vector<std::pair<long, long>> procs; // pid, ppid
+    HANDLE snap = ::CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+    if (snap == INVALID_HANDLE_VALUE) return {};
+    PROCESSENTRY32W e{};
+    e.dwSize = sizeof e;
+    for (BOOL ok = ::Process32FirstW(snap, &e); ok; ok = ::Process32NextW(snap, &e))
+        procs.emplace_back(static_cast<long>(e.th32ProcessID), static_cast<long>(e.th32ParentProcessID));
+    ::CloseHandle(snap);
+    std::set<long> mine{pid()};
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (auto [p, pp] : procs)
+            if (mine.count(pp) && mine.insert(p).second) grew = true;
+    }
+    mine.erase(pid());
+    return {mine.begin(), mine.end()};
+}
+
+/// 'R' while process `pid` runs, 'Z' when it has exited but a handle still holds it, 0 when there is no such
+/// process (the POSIX version's letters, from /proc). `start_time` (when given) receives its creation time in
+/// 100 ns units, which tells a reused pid apart.
+inline char process_state(long pid, unsigned long long* start_time = nullptr) {
+    HANDLE h = ::OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, static_cast<DWORD>(pid));
+    if (!h) return 0;
+    DWORD code = 0;
+    char state = ::GetExitCodeProcess(h, &code) && code == STILL_ACTIVE ? 'R' : 'Z';
+    if (state == 'R' && ::WaitForSingleObject(h, 0) == WAIT_OBJECT_0) state = 'Z'; // it exited with code 259
+    FILETIME created{}, exited{}, kernel{}, user{};
+    if (start_time && ::GetProcessTimes(h, &created, &exited, &kernel, &user))
+        *start_time = (static_cast<unsigned long long>(created.dwHighDateTime) << 32) | created.dwLowDateTime;
+    ::CloseHandle(h);
+    return state;
+}
+
+/// Sets an environment variable for one scope, restoring the previous state after. _putenv_s changes both the C
+/// runtime's copy (getenv) and the process environment that CreateProcess passes to children.
+class env_guard {
+public:
+    env_guard(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = std::string(old);
+        ::_putenv_s(name, value);
+    }
+    ~env_guard() { ::_putenv_s(name_.c_str(), old_ ? old_->c_str() : ""); } // "" removes the variable
+    env_guard(const env_guard&) = delete;
+    env_guard& operator=(const env_guard&) = delete;
+
+private:
+    std::string name_;
+    std::optional<std::string> old_;
+};
+#else
 /// Open descriptors of this process (the directory stream's own descriptor is not counted).
 inline int count_fds() {
     DIR* d = ::opendir("/proc/self/fd");
@@ -169,13 +390,13 @@ inline std::vector<long> descendant_pids() {
         procs.emplace_back(pid, ppid);
     }
     ::closedir(d);
-    std::set<long> mine{static_cast<long>(::getpid())};
+    std::set<long> mine{pid()};
     for (bool grew = true; grew;) {
         grew = false;
         for (auto [pid, ppid] : procs)
             if (mine.count(ppid) && mine.insert(pid).second) grew = true;
     }
-    mine.erase(static_cast<long>(::getpid()));
+    mine.erase(pid());
     return {mine.begin(), mine.end()};
 }
 
@@ -218,6 +439,7 @@ private:
     std::string name_;
     std::optional<std::string> old_;
 };
+#endif
 
 } // namespace ppt
 
