@@ -93,8 +93,7 @@ private:
     std::vector<std::string> messages_;
 };
 
-inline constexpr std::array<procpool::start_method, 2> process_methods{procpool::start_method::spawn,
-                                                                        procpool::start_method::fork};
+using ppt::process_methods; // spawn and fork (spawn only on Windows)
 
 } // namespace ctx_t
 

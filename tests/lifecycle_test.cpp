@@ -64,9 +64,7 @@ PROCPOOL_TASK(lc_t::leak_get);
 using namespace lc_t;
 using procpool::start_method;
 
-namespace {
-constexpr std::array<start_method, 2> process_methods{start_method::spawn, start_method::fork};
-}
+using ppt::process_methods;
 
 TEST_CASE("the initializer runs once per worker, before its first task", "[lifecycle][initializer]") {
     auto method = GENERATE(from_range(ppt::all_methods));
@@ -241,7 +239,7 @@ TEST_CASE("recycling starts new worker processes", "[lifecycle][recycling]") {
 }
 
 TEST_CASE("lifecycle events reach the log sink", "[lifecycle][log]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     std::mutex m;
     std::vector<procpool::log_event> events;

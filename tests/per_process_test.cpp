@@ -113,7 +113,7 @@ TEST_CASE("per_process builds one instance per process on first use", "[per_proc
 }
 
 TEST_CASE("per_process: each worker builds its own instance, the parent's is untouched", "[per_process][context]") {
-    for (auto method : {start_method::fork, start_method::spawn}) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         fresh_parent fresh;
         ppt::temp_dir dir;
@@ -146,7 +146,7 @@ TEST_CASE("per_process: each worker builds its own instance, the parent's is unt
 }
 
 TEST_CASE("per_process: a retiring worker destroys its instance", "[per_process][context]") {
-    for (auto method : {start_method::fork, start_method::spawn}) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         fresh_parent fresh;
         ppt::temp_dir dir;

@@ -2,6 +2,7 @@
 // tests/plugin_test.cpp: tasks from a plugin loaded at run time, in parent and workers, typed and by name.
 #include "catch.hpp"
 #include "plugins/geo_plugin.hpp"
+#include "test_tasks.hpp"
 
 #include <procpool/procpool.hpp>
 
@@ -59,7 +60,7 @@ TEST_CASE("a plugin loaded after a spawn pool started reaches its live workers",
 
 TEST_CASE("pools started after load_plugin have the plugin's tasks under every start method", "[plugin]") {
     procpool::load_plugin(PROCPOOL_TEST_PLUGIN);
-    for (auto m : {procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::in_process}) {
+    for (auto m : ppt::all_methods) {
         procpool::pool pool{{.workers = 1, .start = m}};
         CHECK(pool.submit<geo_area>(geo::rect{1.5, 2}).get() == 3.0);
         std::vector<geo::rect> rects{{1, 1}, {2, 2}, {3, 3}};

@@ -96,10 +96,8 @@ PROCPOOL_TASK(pool_t::throw_at);
 using namespace pool_t;
 using procpool::start_method;
 
-namespace {
 // Tasks that block on a gate cannot run in_process: there submit() runs the task before it returns.
-constexpr std::array<start_method, 2> process_methods{start_method::spawn, start_method::fork};
-} // namespace
+using ppt::process_methods;
 
 TEST_CASE("submit and get: values, void and move-only results, aggregate arguments", "[pool]") {
     auto method = GENERATE(from_range(ppt::all_methods));
