@@ -19,6 +19,12 @@ int main(int argc, char** argv) {
         const char* name = method == procpool::start_method::fork    ? "fork"
                            : method == procpool::start_method::spawn ? "spawn"
                                                                      : "in_process";
+#if PROCPOOL_WINDOWS
+        if (method == procpool::start_method::fork) { // a pool would throw start_error: Windows has no fork()
+            std::printf("%-10s not available on Windows (spawn and in_process only)\n", name);
+            continue;
+        }
+#endif
         procpool::pool pool{{.workers = 1, .start = method}};
         g_config = "changed after the pool started";
         std::printf("%-10s worker sees: \"%s\"\n", name, pool.submit<read_config>().get().c_str());

@@ -2,20 +2,26 @@
 # SPDX-License-Identifier: BSL-1.0
 # Installs the build dependencies that are missing (Debian/Ubuntu, apt-get). Quiet when nothing is missing.
 #   scripts/ensure-deps.sh          what building, the tests and the examples need
-#   scripts/ensure-deps.sh --ci     also clang-14 with libc++ and libFuzzer (scripts/test.sh's clang and fuzz stages)
+#   scripts/ensure-deps.sh --ci     also clang-14 with libc++ and libFuzzer (scripts/test.sh's clang and fuzz stages),
+#                                   and what --wine installs
+#   scripts/ensure-deps.sh --wine   also the mingw-w64 cross compiler and wine (the wine stage: docs/windows.md)
 # As root (or with password-less sudo) it runs apt-get; otherwise it prints the command to run and exits 1.
 # Boost: any installed Boost >= 1.75 is accepted. Do NOT install libboost-dev next to libboost1.81-dev: they conflict.
 set -euo pipefail
 
 required=(g++ cmake ninja-build pkg-config libboost1.81-dev catch2 meson)
 optional=(clang-14 libc++-14-dev libc++abi-14-dev libclang-rt-14-dev)
+# Debian 12's wine package is 32- and 64-bit in one name; wine64 alone runs the 64-bit tests.
+wine=(g++-mingw-w64-x86-64-posix wine wine64)
 
 want=("${required[@]}")
-case "${1:-}" in
-    --ci) want+=("${optional[@]}") ;;
-    "") ;;
-    *) echo "usage: $0 [--ci]" >&2; exit 2 ;;
-esac
+for arg in "$@"; do
+    case $arg in
+        --ci) want+=("${optional[@]}" "${wine[@]}") ;;
+        --wine) want+=("${wine[@]}") ;;
+        *) echo "usage: $0 [--ci] [--wine]" >&2; exit 2 ;;
+    esac
+done
 
 # Boost headers >= 1.75 from any package (or a source install): nothing to do for Boost.
 boost_ok() {
