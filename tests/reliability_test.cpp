@@ -359,7 +359,6 @@ struct death {
 // worker's unhandled-exception filter, no debugger); TerminateProcess from outside with the code it was given. A
 // worker the pool itself terminates (timeouts, corrupt frames) is reported as signal 9.
 inline constexpr int pool_kill_signal = 9;
-inline constexpr const char* pool_kill_words = "was terminated";
 const death died_abort{0, 3, false, "exited with code 3"};
 const death died_raise_segv{0, 3, false, "exited with code 3"};
 const death died_null_write{0, static_cast<int>(0xC0000005u), false, "0xC0000005 (access violation)"};
@@ -367,7 +366,6 @@ const death died_stack_overflow{0, static_cast<int>(0xC00000FDu), false, "0xC000
 const death died_killed{0, static_cast<int>(killed_exit_code), false, "exited with code 9"};
 #else
 inline constexpr int pool_kill_signal = SIGKILL;
-inline constexpr const char* pool_kill_words = "was killed";
 const death died_abort{SIGABRT, -1, false, "killed by SIGABRT"};
 const death died_raise_segv{SIGSEGV, -1, true};
 const death died_null_write{SIGSEGV, -1, true};
@@ -660,7 +658,13 @@ TEST_CASE("crash matrix: _exit(3) inside a task", "[reliability][crash]") {
 
 TEST_CASE("crash matrix: unbounded recursion overflows a task's stack", "[reliability][crash]") {
     auto method = GENERATE(from_range(ppt::process_methods));
-    crash_cell<overflow_stack>(method, "stack overflow", died_stack_overflow, -1);
+    death expect = died_stack_overflow;
+#if PROCPOOL_WINDOWS
+    // wine 8 does not raise STATUS_STACK_OVERFLOW: the thread that overflows its stack ends, silently, and the
+    // process exits with code 0 (a plain program without procpool does the same). Windows reports 0xC00000FD.
+    if (ppt::under_wine()) expect = {0, 0, false, "exited with code 0"};
+#endif
+    crash_cell<overflow_stack>(method, "stack overflow", expect, -1);
 }
 
 TEST_CASE("crash matrix: a result whose encoding throws comes back as that exception, not as a death",
@@ -1064,9 +1068,7 @@ TEST_CASE("on_worker_lost reports each death with pid, status and task, and may 
             REQUIRE(events.size() == k + 1);
             const auto& ev = events.back();
             if (pid > 0) CHECK(ev.pid == pid); // the pid of the worker that ran the task
-            else
-                CHECK_THAT(timeout_what,
-                           ppt::has_substring("worker pid " + std::to_string(ev.pid) + " " + pool_kill_words));
+            else CHECK_THAT(timeout_what, ppt::has_substring("worker pid " + std::to_string(ev.pid) + " was killed"));
             CHECK(ev.task == causes[k].task);
             CHECK(ev.signal == causes[k].signal);
             CHECK(ev.exit_code == causes[k].code);

@@ -78,6 +78,11 @@ inline constexpr std::array<procpool::start_method, 2> process_methods{procpool:
 /// This process's id.
 inline long pid() { return static_cast<long>(procpool::platform::current_pid()); }
 
+#if PROCPOOL_WINDOWS
+/// True when this Windows program runs under wine (which exports wine_get_version from its ntdll).
+inline bool under_wine() { return ::GetProcAddress(::GetModuleHandleW(L"ntdll.dll"), "wine_get_version") != nullptr; }
+#endif
+
 /// Blocks the calling thread until the process is killed (a task that hangs on purpose).
 [[noreturn]] inline void block_forever() {
     for (;;) {
@@ -227,16 +232,24 @@ inline int wait_on_gate(const std::string& path) {
 }
 #endif
 
-/// Appends one line to a file with a single O_APPEND write (atomic between processes for short lines).
+/// Appends one line to a file with a single O_APPEND write (atomic between processes for short lines; on Windows
+/// one write under a lock of the file).
 inline void append_line(const std::string& path, const std::string& line) {
 #if PROCPOOL_WINDOWS
-    // FILE_APPEND_DATA without FILE_WRITE_DATA: every write goes to the end of the file, atomically.
-    HANDLE h = ::CreateFileA(path.c_str(), FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+    // Under a lock of the whole file: wine's FILE_APPEND_DATA writes are not atomic between processes (it seeks
+    // to the end, then writes). A process that dies holding the lock releases it with its handles.
+    HANDLE h = ::CreateFileA(path.c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
                              nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr);
     if (h == INVALID_HANDLE_VALUE) throw std::runtime_error("cannot open " + path);
     std::string s = line + "\n";
+    OVERLAPPED whole{};
     DWORD n = 0;
-    BOOL ok = ::WriteFile(h, s.data(), static_cast<DWORD>(s.size()), &n, nullptr);
+    BOOL ok = ::LockFileEx(h, LOCKFILE_EXCLUSIVE_LOCK, 0, MAXDWORD, MAXDWORD, &whole);
+    if (ok) {
+        ok = ::SetFilePointerEx(h, LARGE_INTEGER{}, nullptr, FILE_END) &&
+             ::WriteFile(h, s.data(), static_cast<DWORD>(s.size()), &n, nullptr);
+        ::UnlockFileEx(h, 0, MAXDWORD, MAXDWORD, &whole);
+    }
     ::CloseHandle(h);
     if (!ok || n != s.size()) throw std::runtime_error("short write to " + path);
 #else
