@@ -133,7 +133,8 @@ TEST_CASE("a context set at run time in the parent is seen by workers under ever
     std::fflush(stdout);
     CHECK(seen[0].second == std::pair{1, 42});  // spawn: a fresh image, static initialisation only, plus contexts
     CHECK(seen[1].second == std::pair{1, 42});  // fork: a copy of the parent as it was at construction
-    CHECK(seen[2].second == std::pair{42, 42}); // in_process: the parent itself, live
+    CHECK(seen[2].second == std::pair{1, 42});  // forkserver: forked from a fresh image
+    CHECK(seen[3].second == std::pair{42, 42}); // in_process: the parent itself, live
 }
 
 TEST_CASE("each task sees the context values of its submit, not of its run", "[context]") {

@@ -41,7 +41,7 @@ PROCPOOL_TASK(sm_t::pid_and_setting);
 using namespace sm_t;
 using procpool::start_method;
 
-TEST_CASE("fork workers see the parent's run-time state, spawn workers a fresh image", "[start_method]") {
+TEST_CASE("fork workers see the parent's run-time state, spawn and forkserver workers a fresh image", "[start_method]") {
     setting_guard restore;
     setting = 42; // set at run time, before the pools are constructed
     std::vector<std::pair<std::string, int>> seen;
@@ -58,7 +58,8 @@ TEST_CASE("fork workers see the parent's run-time state, spawn workers a fresh i
     INFO(summary);
     CHECK(seen[0] == std::pair<std::string, int>{"spawn", 1});      // a fresh process: static initialisation only
     CHECK(seen[1] == std::pair<std::string, int>{"fork", 42});      // a copy of the parent
-    CHECK(seen[2] == std::pair<std::string, int>{"in_process", 42}); // the parent itself
+    CHECK(seen[2] == std::pair<std::string, int>{"forkserver", 1}); // forked from a fresh image
+    CHECK(seen[3] == std::pair<std::string, int>{"in_process", 42}); // the parent itself
 }
 
 TEST_CASE("fork workers are copies of the parent as it was when the pool was constructed", "[start_method][fork]") {

@@ -41,13 +41,15 @@ inline auto has_substring(const std::string& s) {
 #endif
 }
 
-inline constexpr std::array<procpool::start_method, 3> all_methods{
-    procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::in_process};
+inline constexpr std::array<procpool::start_method, 4> all_methods{
+    procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::forkserver,
+    procpool::start_method::in_process};
 
 inline const char* name(procpool::start_method m) {
     switch (m) {
     case procpool::start_method::spawn: return "spawn";
     case procpool::start_method::fork: return "fork";
+    case procpool::start_method::forkserver: return "forkserver";
     case procpool::start_method::in_process: return "in_process";
     }
     return "?";
