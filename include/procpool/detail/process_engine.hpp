@@ -311,18 +311,8 @@ private:
 #if PROCPOOL_POSIX
     /// Spawns the forkserver and waits for it to say it is serving (or that main() has no serve_if_worker).
     void start_forkserver() {
-        platform::native_handle mine = -1, theirs = -1;
-        platform::make_channel(mine, theirs);
-        try {
-            template_pid_ = platform::spawn_self({forkserver_flag, std::to_string(platform::current_pid())},
-                                                 {std::string(worker_env) + "=" + platform::child_channel_token(theirs)},
-                                                 theirs);
-        } catch (...) {
-            platform::close_handle(mine);
-            platform::close_handle(theirs);
-            throw;
-        }
-        platform::close_handle(theirs);
+        platform::native_handle mine = -1;
+        template_pid_ = spawn_with_channel(forkserver_flag, mine);
         own_handle(mine);
         template_fd_ = mine;
         std::string why;
@@ -368,11 +358,18 @@ private:
             ++template_pending_;
             return;
         }
-        platform::native_handle mine = -1, theirs = -1;
+        platform::native_handle mine = -1;
+        auto pid = spawn_with_channel(worker_flag, mine);
+        add_slot(pid, mine, false);
+    }
+
+    /// Spawns the executable as `flag` (a worker or the forkserver); `mine` is our end of its channel.
+    static platform::pid_type spawn_with_channel(const char* flag, platform::native_handle& mine) {
+        platform::native_handle theirs = -1;
         platform::make_channel(mine, theirs);
         platform::pid_type pid = 0;
         try {
-            pid = platform::spawn_self({worker_flag, std::to_string(platform::current_pid())},
+            pid = platform::spawn_self({flag, std::to_string(platform::current_pid())},
                                        {std::string(worker_env) + "=" + platform::child_channel_token(theirs)},
                                        theirs);
         } catch (...) {
@@ -381,7 +378,7 @@ private:
             throw;
         }
         platform::close_handle(theirs);
-        add_slot(pid, mine, false);
+        return pid;
     }
 
     void add_slot(platform::pid_type pid, platform::native_handle fd, bool from_template) {
