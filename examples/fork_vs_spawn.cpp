@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 
 std::string g_config = "static-init default"; // what a freshly started program has
 
@@ -14,23 +15,20 @@ int main(int argc, char** argv) {
     procpool::serve_if_worker(argc, argv);
 
     g_config = "set at run time by the parent";
-    for (auto method : {procpool::start_method::fork, procpool::start_method::spawn,
-                        procpool::start_method::in_process}) {
-        const char* name = method == procpool::start_method::fork    ? "fork"
-                           : method == procpool::start_method::spawn ? "spawn"
-                                                                     : "in_process";
-#if PROCPOOL_WINDOWS
-        if (method == procpool::start_method::fork) { // a pool would throw start_error: Windows has no fork()
-            std::printf("%-10s not available on Windows (spawn and in_process only)\n", name);
+    using procpool::start_method;
+    for (auto [method, name] : {std::pair{start_method::fork, "fork"}, std::pair{start_method::forkserver, "forkserver"},
+                                std::pair{start_method::spawn, "spawn"}, std::pair{start_method::in_process, "in_process"}}) {
+        if (!procpool::is_available(method)) { // Windows: no fork, so neither fork nor forkserver
+            std::printf("%-10s not available on this platform\n", name);
             continue;
         }
-#endif
         procpool::pool pool{{.workers = 1, .start = method}};
         g_config = "changed after the pool started";
         std::printf("%-10s worker sees: \"%s\"\n", name, pool.submit<read_config>().get().c_str());
         g_config = "set at run time by the parent";
     }
     // fork:       a copy of the parent as it was when the pool was constructed (replacements too)
+    // forkserver: forked by a server that was spawned fresh: static initialization only, like spawn
     // spawn:      a fresh process: static initialization only; pass run-time state as arguments
     // in_process: the caller itself, through the same encode/decode path (for debugging)
     return 0;

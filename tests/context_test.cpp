@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace ctx_t {
 
 // Static initialisation sets both to 1. `plain` is an ordinary global; `config` is a context.
@@ -131,8 +130,9 @@ TEST_CASE("a context set at run time in the parent is seen by workers under ever
     std::fflush(stdout);
     std::vector<std::pair<std::string, std::pair<int, int>>> expected{
         {"spawn", {1, 42}}}; // a fresh image, static initialisation only, plus contexts
-#if PROCPOOL_POSIX
-    expected.push_back({"fork", {1, 42}}); // a copy of the parent as it was at construction (Windows has no fork)
+#if PROCPOOL_POSIX // Windows has neither fork nor forkserver
+    expected.push_back({"fork", {1, 42}});       // a copy of the parent as it was at construction
+    expected.push_back({"forkserver", {1, 42}}); // forked from a fresh image
 #endif
     expected.push_back({"in_process", {42, 42}}); // the parent itself, live
     CHECK(seen == expected);

@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace lc_t {
 
 int init_value = 0; // set by the initializer

@@ -16,7 +16,6 @@
 #include <tuple>
 #include <vector>
 
-
 namespace pp_t {
 
 // Where a resource's destructor writes its trace: a context, so spawned workers get it too.

@@ -24,7 +24,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace pool_t {
 
 struct point { // an aggregate: encoded field by field through Boost.PFR

@@ -15,7 +15,6 @@
 #include <string>
 #include <vector>
 
-
 namespace rs_t {
 
 int square(int x) { return x * x; }

@@ -15,7 +15,6 @@
 #include <thread>
 #include <vector>
 
-
 namespace sm_t {
 
 // Static initialisation sets it to 1; a test changes it at run time in the parent.
@@ -40,7 +39,7 @@ PROCPOOL_TASK(sm_t::pid_and_setting);
 using namespace sm_t;
 using procpool::start_method;
 
-TEST_CASE("fork workers see the parent's run-time state, spawn workers a fresh image", "[start_method]") {
+TEST_CASE("fork workers see the parent's run-time state, spawn and forkserver workers a fresh image", "[start_method]") {
     setting_guard restore;
     setting = 42; // set at run time, before the pools are constructed
     std::vector<std::pair<std::string, int>> seen;
@@ -56,8 +55,9 @@ TEST_CASE("fork workers see the parent's run-time state, spawn workers a fresh i
     for (auto& [name, value] : seen) summary += name + " sees " + std::to_string(value) + "; ";
     INFO(summary);
     std::vector<std::pair<std::string, int>> expected{{"spawn", 1}}; // a fresh process: static initialisation only
-#if PROCPOOL_POSIX
-    expected.emplace_back("fork", 42); // a copy of the parent (Windows has no fork)
+#if PROCPOOL_POSIX // Windows has neither fork nor forkserver
+    expected.emplace_back("fork", 42);      // a copy of the parent
+    expected.emplace_back("forkserver", 1); // forked from a fresh image
 #endif
     expected.emplace_back("in_process", 42); // the parent itself
     CHECK(seen == expected);
@@ -165,20 +165,6 @@ TEST_CASE("fork is refused in a multi-threaded parent unless on_threads is warn"
         CHECK(p.submit<read_setting>().get() == 1);
     }
 }
-
-#if PROCPOOL_WINDOWS
-TEST_CASE("fork is not available on Windows: the pool's construction throws start_error saying so",
-          "[start_method][fork]") {
-    try {
-        procpool::pool p{{.workers = 1, .start = start_method::fork}};
-        FAIL("a fork pool was constructed on Windows");
-    } catch (const procpool::start_error& e) {
-        CHECK_THAT(std::string(e.what()), ppt::has_substring("not available on Windows"));
-    }
-    procpool::pool p{{.workers = 1, .start = start_method::spawn}}; // and spawn still works afterwards
-    CHECK(p.submit<read_setting>().get() == 1);
-}
-#endif
 
 TEST_CASE("a spawned worker whose main() constructs a pool before serve_if_worker is diagnosed", "[start_method][spawn]") {
     // tests/main.cpp: with this variable set, a spawned worker's main() constructs a pool without calling

@@ -68,8 +68,9 @@ inline constexpr std::array<procpool::start_method, 2> all_methods{procpool::sta
 inline constexpr std::array<procpool::start_method, 1> process_methods{procpool::start_method::spawn};
 #else
 /// Every start method of this platform.
-inline constexpr std::array<procpool::start_method, 3> all_methods{
-    procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::in_process};
+inline constexpr std::array<procpool::start_method, 4> all_methods{
+    procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::forkserver,
+    procpool::start_method::in_process};
 /// The start methods that run tasks in other processes.
 inline constexpr std::array<procpool::start_method, 2> process_methods{procpool::start_method::spawn,
                                                                        procpool::start_method::fork};
@@ -98,6 +99,7 @@ inline const char* name(procpool::start_method m) {
     switch (m) {
     case procpool::start_method::spawn: return "spawn";
     case procpool::start_method::fork: return "fork";
+    case procpool::start_method::forkserver: return "forkserver";
     case procpool::start_method::in_process: return "in_process";
     }
     return "?";

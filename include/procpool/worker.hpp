@@ -304,9 +304,19 @@ struct template_record {
 /// Every worker is forked from it, so replacements start from the same state as the first workers, and no
 /// fork ever happens in a parent that has started threads since. Never returns.
 #if PROCPOOL_POSIX
-[[noreturn]] inline void run_fork_template(platform::native_handle ctl, platform::pid_type parent) noexcept {
+/// As a forkserver (`announce`), it first tells the pool it is serving: the pool tells that apart from a main()
+/// that constructs a pool before serve_if_worker.
+[[noreturn]] inline void run_fork_template(platform::native_handle ctl, platform::pid_type parent, bool announce) noexcept {
     if (!platform::bind_lifetime_to_parent(parent)) platform::quick_exit_process(0);
     close_inherited_handles(ctl);
+    if (announce) {
+        try {
+            auto ready = make_empty_frame(frame_type::ready);
+            if (!platform::write_all(ctl, ready.data(), ready.size())) platform::quick_exit_process(0);
+        } catch (...) {
+            platform::quick_exit_process(6);
+        }
+    }
     platform::native_handle exits = -1;
     try {
         exits = platform::child_exit_events();
@@ -380,7 +390,7 @@ inline void serve_if_worker(int argc, char** argv) {
     auto parent = static_cast<platform::pid_type>(std::strtoll(argv[2], nullptr, 10));
     if (!platform::bind_lifetime_to_parent(parent)) std::exit(0);
 #if PROCPOOL_POSIX
-    if (server) detail::run_fork_template(channel, parent);
+    if (server) detail::run_fork_template(channel, parent, true);
 #endif
     std::exit(detail::serve_channel(channel));
 }

@@ -38,8 +38,14 @@ PROCPOOL_BEGIN_NAMESPACE
 enum class start_method {
     spawn,     ///< posix_spawn of the running executable: fresh static state; needs serve_if_worker in main.
     fork,      ///< copies of the parent as it was when the pool was constructed (via a template process).
-    in_process ///< no processes: tasks run in the caller, through the full encode/decode path (debugging).
+    in_process, ///< no processes: tasks run in the caller, through the full encode/decode path (debugging).
+    forkserver  ///< a spawned, single-threaded server forks the workers: spawn's state, fork's start-up speed.
 };
+
+/// Whether `m` can start workers on this platform (Windows has spawn and in_process only).
+constexpr bool is_available(start_method m) noexcept {
+    return PROCPOOL_POSIX || m == start_method::spawn || m == start_method::in_process;
+}
 
 /// What start_method::fork does when the parent already has several threads.
 enum class threaded_fork {
@@ -142,7 +148,7 @@ public:
         platform::make_channel(wake_r_, wake_w_);
         own_handle(wake_r_);
         own_handle(wake_w_);
-        if (opts_.start == start_method::fork) start_template();
+        if (forks()) start_template();
         std::unique_lock lk(m_);
         for (std::size_t i = 0; i < target_; ++i) launch(lk);
         auto deadline = std::chrono::steady_clock::now() + opts_.start_timeout;
@@ -257,18 +263,32 @@ public:
 
 private:
     // ---- starting workers -------------------------------------------------------------------------------
+    [[nodiscard]] std::string template_name() const {
+        return opts_.start == start_method::forkserver ? "forkserver" : "fork template";
+    }
+
+    [[nodiscard]] bool forks() const noexcept {
+        return opts_.start == start_method::fork || opts_.start == start_method::forkserver;
+    }
+
+    /// Starts the process every worker is forked from: a fork of this process (fork), or a spawned copy of the
+    /// executable that has run only static initialization (forkserver).
     void start_template() {
 #if PROCPOOL_WINDOWS
-        throw start_error("procpool: start_method::fork is not available on Windows, which has no fork(); use "
-                          "start_method::spawn (the default), as Python does there.");
+        throw start_error(std::string("procpool: start_method::") +
+                          (opts_.start == start_method::fork ? "fork" : "forkserver") +
+                          " is not available on Windows, which has no fork(); use start_method::spawn (the "
+                          "default), as Python does there.");
 #else
+        if (opts_.start == start_method::forkserver) return start_forkserver();
         int threads = platform::thread_count();
         if (threads > 1) {
             std::string msg = "procpool: start_method::fork refused: this process has " + std::to_string(threads) +
                               " threads. fork() copies only the calling thread, so a lock another thread holds "
                               "(in malloc, a logger, any mutex) stays locked forever in the workers and can "
                               "deadlock them. Construct the pool before starting threads, or use "
-                              "start_method::spawn; pool_options::on_threads = threaded_fork::warn forks anyway.";
+                              "start_method::spawn or start_method::forkserver; pool_options::on_threads = "
+                              "threaded_fork::warn forks anyway.";
             if (opts_.on_threads == threaded_fork::refuse) throw start_error(msg);
             log(log_level::info, [&] { return "warning: " + msg; });
         }
@@ -279,7 +299,7 @@ private:
         auto pid = platform::fork_process();
         if (pid == 0) {
             platform::close_handle(mine);
-            run_fork_template(theirs, parent);
+            run_fork_template(theirs, parent, false);
         }
         platform::close_handle(theirs);
         template_pid_ = pid;
@@ -288,20 +308,68 @@ private:
 #endif
     }
 
+#if PROCPOOL_POSIX
+    /// Spawns the forkserver and waits for it to say it is serving (or that main() has no serve_if_worker).
+    void start_forkserver() {
+        platform::native_handle mine = -1;
+        template_pid_ = spawn_with_channel(forkserver_flag, mine);
+        own_handle(mine);
+        template_fd_ = mine;
+        std::string why;
+        std::vector<platform::poll_item> it{{mine, false}};
+        platform::wait_any(it, static_cast<int>(opts_.start_timeout.count()));
+        if (!it[0].readable && !it[0].hangup) {
+            why = "did not start within " + std::to_string(opts_.start_timeout.count()) +
+                  " ms (it runs static initialization and main() up to serve_if_worker; is main() blocked before it?)";
+        } else {
+            worker_channel chan(mine);
+            frame_type type{};
+            std::vector<std::byte> payload;
+            try {
+                if (!chan.receive(type, payload)) why = "ended before it was ready";
+                else if (type == frame_type::guard_missing) why = decode<std::string>(payload);
+                else if (type != frame_type::ready) why = std::string("sent an unexpected ") + frame_type_name(type) + " frame";
+            } catch (const std::exception& e) {
+                why = std::string("sent a corrupt frame: ") + e.what();
+            }
+        }
+        if (why.empty()) {
+            log(log_level::debug, [&] { return "forkserver started, pid " + std::to_string(template_pid_); });
+            return;
+        }
+        release_handle(template_fd_);
+        platform::close_handle(template_fd_);
+        template_fd_ = -1;
+        auto st = platform::reap_or_kill(template_pid_, 1000);
+        template_pid_ = 0;
+        if (why.rfind("procpool: ", 0) == 0) throw start_error(why); // the guard message speaks for itself
+        throw start_error("procpool: the forkserver process " + why + " (it " + describe_exit(st) +
+                          "). A spawned forkserver must reach procpool::serve_if_worker(argc, argv), the first "
+                          "line of main().");
+    }
+#endif
+
     /// Starts one worker (asynchronously: it becomes ready when its handshake completes).
     void launch(std::unique_lock<std::mutex>&) {
-        if (opts_.start == start_method::fork) {
+        if (forks()) {
             char cmd = 'w';
             if (!platform::write_all(template_fd_, &cmd, 1))
-                throw start_error("procpool: the fork template process is gone; cannot start a worker");
+                throw start_error("procpool: the " + template_name() + " process is gone; cannot start a worker");
             ++template_pending_;
             return;
         }
-        platform::native_handle mine = -1, theirs = -1;
+        platform::native_handle mine = -1;
+        auto pid = spawn_with_channel(worker_flag, mine);
+        add_slot(pid, mine, false);
+    }
+
+    /// Spawns the executable as `flag` (a worker or the forkserver); `mine` is our end of its channel.
+    static platform::pid_type spawn_with_channel(const char* flag, platform::native_handle& mine) {
+        platform::native_handle theirs = -1;
         platform::make_channel(mine, theirs);
         platform::pid_type pid = 0;
         try {
-            pid = platform::spawn_self({worker_flag, std::to_string(platform::current_pid())},
+            pid = platform::spawn_self({flag, std::to_string(platform::current_pid())},
                                        {std::string(worker_env) + "=" + platform::child_channel_token(theirs)},
                                        theirs);
         } catch (...) {
@@ -310,7 +378,7 @@ private:
             throw;
         }
         platform::close_handle(theirs);
-        add_slot(pid, mine, false);
+        return pid;
     }
 
     void add_slot(platform::pid_type pid, platform::native_handle fd, bool from_template) {
@@ -469,7 +537,7 @@ private:
             } else {
                 --template_pending_;
                 if (fd >= 0) platform::close_handle(fd);
-                broken(std::make_exception_ptr(start_error("procpool: the fork template could not fork a worker (errno " +
+                broken(std::make_exception_ptr(start_error("procpool: the " + template_name() + " could not fork a worker (errno " +
                                                            std::to_string(rec.code) + ")")));
             }
         }
@@ -484,7 +552,7 @@ private:
             auto st = platform::reap_or_kill(template_pid_, 1000);
             template_pid_ = 0;
             if (!shut_down_ && !retiring_all_)
-                broken(std::make_exception_ptr(start_error("procpool: the fork template process " + describe_exit(st) +
+                broken(std::make_exception_ptr(start_error("procpool: the " + template_name() + " process " + describe_exit(st) +
                                                            "; no more workers can be started")));
         }
     }

@@ -5,6 +5,7 @@
 #define PROCPOOL_PLATFORM_POSIX_HPP
 
 #include <procpool/config.hpp>
+#include <procpool/platform/types.hpp>
 
 #include <cerrno>
 #include <csignal>
@@ -43,9 +44,6 @@ extern char** environ;
 PROCPOOL_BEGIN_NAMESPACE
 namespace platform {
 
-using native_handle = int;
-using pid_type = long;
-inline constexpr native_handle invalid_handle = -1;
 
 [[noreturn]] inline void throw_errno(const char* what) {
     throw std::system_error(errno, std::generic_category(), std::string("procpool: ") + what);
@@ -150,14 +148,6 @@ inline void enlarge_buffers(native_handle fd, int bytes) noexcept {
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
 }
 
-struct poll_item {
-    native_handle fd;
-    bool want_write;
-    bool readable = false;
-    bool writable = false;
-    bool hangup = false;
-};
-
 /// Waits until one item is ready or `timeout_ms` passes (-1: forever).
 inline void wait_any(std::vector<poll_item>& items, int timeout_ms) {
     std::vector<pollfd> p(items.size());
@@ -173,12 +163,6 @@ inline void wait_any(std::vector<poll_item>& items, int timeout_ms) {
         items[i].hangup = p[i].revents & (POLLHUP | POLLERR | POLLNVAL);
     }
 }
-
-/// How a process ended.
-struct exit_status {
-    int code = -1;  // exit code, or -1 when killed by a signal
-    int signal = 0; // signal number, or 0
-};
 
 /// Reaps `pid` if it has ended (or waits for it when `block`).
 inline std::optional<exit_status> try_reap(pid_type pid, bool block) noexcept {

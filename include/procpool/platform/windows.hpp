@@ -10,6 +10,7 @@
 #define PROCPOOL_PLATFORM_WINDOWS_HPP
 
 #include <procpool/config.hpp>
+#include <procpool/platform/types.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -54,9 +55,6 @@
 PROCPOOL_BEGIN_NAMESPACE
 namespace platform {
 
-using native_handle = int; // an index into the channel table below, not a HANDLE
-using pid_type = long;
-inline constexpr native_handle invalid_handle = -1;
 
 [[noreturn]] inline void throw_last_error(const char* what) {
     throw std::system_error(static_cast<int>(::GetLastError()), std::system_category(), std::string("procpool: ") + what);
@@ -420,14 +418,6 @@ inline bool read_all(native_handle fd, void* data, std::size_t n) noexcept {
 /// Buffer sizes are fixed when the pipe is created (1 MiB each way).
 inline void enlarge_buffers(native_handle, int) noexcept {}
 
-struct poll_item {
-    native_handle fd;
-    bool want_write;
-    bool readable = false;
-    bool writable = false;
-    bool hangup = false;
-};
-
 /// Waits until one item is ready or `timeout_ms` passes (-1: forever).
 inline void wait_any(std::vector<poll_item>& items, int timeout_ms) {
     std::vector<HANDLE> events;
@@ -476,12 +466,6 @@ inline void wait_any(std::vector<poll_item>& items, int timeout_ms) {
     }
     check(false);
 }
-
-/// How a process ended.
-struct exit_status {
-    int code = -1;  // exit code (an NTSTATUS such as 0xC0000005 when it crashed)
-    int signal = 0; // 9 when the pool terminated it (TerminateProcess), else 0: Windows has no signals
-};
 
 /// The exit code TerminateProcess gives the workers procpool kills; reported as `signal` 9.
 inline constexpr UINT terminated_code = 0x0DEAD09u;

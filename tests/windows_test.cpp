@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: BSL-1.0
+// tests/windows_test.cpp (Windows only; run under wine in CI): what the Windows backend promises beyond the
+// portable suite. Workers inherit their channel and nothing else, live in a job object that kills them with
+// their parent, report crashes by their NTSTATUS name, and fork is refused with a clear error.
+#include "catch.hpp"
+
+#include <procpool/procpool.hpp>
+
+#if PROCPOOL_WINDOWS
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+
+namespace win_t {
+
+int access_violation(int v) {
+    volatile int* volatile p = nullptr; // the compiler cannot see that it is null
+    *p = v;
+    return v;
+}
+
+int deep(int n, volatile char* sink) {
+    volatile char frame[4096];
+    frame[0] = static_cast<char>(n);
+    *sink = frame[0];
+    return n < 0 ? 0 : deep(n + 1, frame) + frame[1];
+}
+int stack_overflow(int n) {
+    volatile char sink = 0;
+    return deep(n, &sink);
+}
+
+/// Whether `handle` (a value from the parent) names an open handle in this worker.
+bool has_handle(std::uint64_t handle) {
+    DWORD flags = 0;
+    return ::GetHandleInformation(reinterpret_cast<HANDLE>(static_cast<std::uintptr_t>(handle)), &flags) != 0;
+}
+
+int pid_of_worker(int) { return static_cast<int>(::GetCurrentProcessId()); }
+
+/// In a grandchild of the test: says it started, then blocks without ever reading its channel again.
+int block_forever(int parent) {
+    std::wstring name = L"procpool-test-started-" + std::to_wstring(parent);
+    if (HANDLE s = ::OpenSemaphoreW(SEMAPHORE_MODIFY_STATE, FALSE, name.c_str())) {
+        ::ReleaseSemaphore(s, 1, nullptr);
+        ::CloseHandle(s);
+    }
+    ::Sleep(INFINITE);
+    return 0;
+}
+
+} // namespace win_t
+PROCPOOL_TASK(win_t::block_forever); // before the task below submits it
+namespace win_t {
+
+/// In a worker: starts a pool of one worker (a grandchild of the test), keeps it, has it block in a task, and
+/// returns its pid once the task runs. Only the job object can end that grandchild when this worker dies: it
+/// never reads its channel again, so it never sees the channel close.
+int start_blocked_grandchild(int) {
+    auto self = static_cast<int>(::GetCurrentProcessId());
+    std::wstring name = L"procpool-test-started-" + std::to_wstring(self);
+    HANDLE started = ::CreateSemaphoreW(nullptr, 0, 1, name.c_str());
+    static auto* nested = new procpool::pool({.workers = 1});
+    static auto* running = new procpool::future<int>(nested->submit<block_forever>(self));
+    (void)running;
+    bool ran = ::WaitForSingleObject(started, 60000) == WAIT_OBJECT_0;
+    ::CloseHandle(started);
+    return ran ? static_cast<int>(nested->worker_pids().front()) : -1;
+}
+
+} // namespace win_t
+
+PROCPOOL_TASK(win_t::access_violation);
+PROCPOOL_TASK(win_t::stack_overflow);
+PROCPOOL_TASK(win_t::has_handle);
+PROCPOOL_TASK(win_t::pid_of_worker);
+PROCPOOL_TASK(win_t::start_blocked_grandchild);
+
+using procpool::pool;
+
+TEST_CASE("windows: start_method::fork is refused with a clear error", "[windows]") {
+    try {
+        pool p{{.workers = 1, .start = procpool::start_method::fork}};
+        FAIL("a fork pool was constructed on Windows");
+    } catch (const procpool::start_error& e) {
+        CHECK(std::string(e.what()).find("not available on Windows") != std::string::npos);
+        CHECK(std::string(e.what()).find("start_method::spawn") != std::string::npos);
+    }
+}
+
+TEST_CASE("windows: a crash is reported with its NTSTATUS code and name, and the pool goes on", "[windows]") {
+    pool p{{.workers = 1}};
+    SECTION("access violation") {
+        try {
+            p.submit<win_t::access_violation>(7).get();
+            FAIL("no worker_died");
+        } catch (const procpool::worker_died& e) {
+            CHECK(static_cast<unsigned>(e.exit_code()) == 0xC0000005u);
+            CHECK(std::string(e.what()).find("0xC0000005 (access violation)") != std::string::npos);
+            CHECK(std::string(e.what()).find("win_t::access_violation") != std::string::npos);
+        }
+    }
+    SECTION("stack overflow") {
+        try {
+            p.submit<win_t::stack_overflow>(0).get();
+            FAIL("no worker_died");
+        } catch (const procpool::worker_died& e) {
+            CHECK(static_cast<unsigned>(e.exit_code()) == 0xC00000FDu);
+            CHECK(std::string(e.what()).find("stack overflow") != std::string::npos);
+        }
+    }
+    CHECK(p.submit<win_t::pid_of_worker>(0).get() > 0); // the replacement serves
+}
+
+TEST_CASE("windows: workers inherit their channel and no other handle", "[windows]") {
+    // An inheritable handle the parent holds while the pool starts: CreateProcess with bInheritHandles would
+    // hand it to every worker unless the handle list restricts inheritance to the channel.
+    SECURITY_ATTRIBUTES sa{sizeof sa, nullptr, TRUE};
+    HANDLE read_end = nullptr, write_end = nullptr;
+    REQUIRE(::CreatePipe(&read_end, &write_end, &sa, 0));
+    {
+        pool p{{.workers = 2}};
+        auto value = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(write_end));
+        CHECK_FALSE(p.submit<win_t::has_handle>(value).get());
+        CHECK_FALSE(p.submit<win_t::has_handle>(value).get());
+        // Decisive whatever handle values the workers use: once the parent closes its write end, the pipe is
+        // broken only if no worker holds a copy.
+        ::CloseHandle(write_end);
+        DWORD avail = 0;
+        CHECK_FALSE(::PeekNamedPipe(read_end, nullptr, 0, nullptr, &avail, nullptr));
+        CHECK(::GetLastError() == ERROR_BROKEN_PIPE);
+    }
+    ::CloseHandle(read_end);
+}
+
+TEST_CASE("windows: a busy worker dies with its parent (job object, kill on close)", "[windows]") {
+    pool p{{.workers = 1}};
+    int grandchild = p.submit<win_t::start_blocked_grandchild>(0).get();
+    REQUIRE(grandchild > 0);
+    HANDLE g = ::OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(grandchild));
+    REQUIRE(g != nullptr); // alive now, and its pid cannot be reused while we hold the handle
+    CHECK(::WaitForSingleObject(g, 0) == WAIT_TIMEOUT);
+    // Kill its parent the hard way: no destructor, no finalizer runs there.
+    auto worker = static_cast<DWORD>(p.worker_pids().front());
+    HANDLE w = ::OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, worker);
+    REQUIRE(w != nullptr);
+    REQUIRE(::TerminateProcess(w, 1));
+    CHECK(::WaitForSingleObject(w, 60000) == WAIT_OBJECT_0);
+    ::CloseHandle(w);
+    // The worker held the only handle to its job: closing it killed the grandchild, which was blocked in a task.
+    CHECK(::WaitForSingleObject(g, 60000) == WAIT_OBJECT_0);
+    ::CloseHandle(g);
+}
+
+TEST_CASE("windows: a program in a folder with a non-ASCII name starts its workers", "[windows]") {
+    // The worker is CreateProcessW'd from GetModuleFileNameW: no conversion through the ANSI code page.
+    std::wstring self(32768, L'\0');
+    self.resize(::GetModuleFileNameW(nullptr, self.data(), static_cast<DWORD>(self.size())));
+    REQUIRE(!self.empty());
+    wchar_t tmp[MAX_PATH + 1];
+    REQUIRE(::GetTempPathW(MAX_PATH + 1, tmp) > 0);
+    std::wstring dir = std::wstring(tmp) + L"procpool-\u00fcn\u00efc\u00f8d\u00e9-\u6c60-" + std::to_wstring(::GetCurrentProcessId());
+    REQUIRE(::CreateDirectoryW(dir.c_str(), nullptr));
+    std::wstring copy = dir + L"\\t\u00e9sts.exe";
+    REQUIRE(::CopyFileW(self.c_str(), copy.c_str(), TRUE));
+    std::wstring cmd = L"\"" + copy + L"\" --warn NoTests \"windows: workers inherit their channel and no other handle\"";
+    STARTUPINFOW si{};
+    si.cb = sizeof si;
+    PROCESS_INFORMATION pi{};
+    REQUIRE(::CreateProcessW(copy.c_str(), cmd.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi));
+    CHECK(::WaitForSingleObject(pi.hProcess, 120000) == WAIT_OBJECT_0);
+    DWORD code = 1;
+    ::GetExitCodeProcess(pi.hProcess, &code);
+    CHECK(code == 0); // Catch's exit code: the test ran and passed (a spawned worker serves from the same path)
+    ::CloseHandle(pi.hThread);
+    ::CloseHandle(pi.hProcess);
+    ::DeleteFileW(copy.c_str());
+    ::RemoveDirectoryW(dir.c_str());
+}
+
+#endif // PROCPOOL_WINDOWS
