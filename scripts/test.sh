@@ -119,7 +119,7 @@ stage_wine() {
     trap 'scripts/wine-exec.sh --stop-server' EXIT
     echo "wine: prefix and wineserver ready in $((SECONDS - t0)) s ($PROCPOOL_WINEPREFIX)"
 
-    cmake -S . -B build/wine/cmake -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/mingw-w64-x86_64.cmake \
+    cmake -S . -B build/wine/cmake -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/mingw-w64-x86_64.cmake -DCMAKE_BUILD_TYPE= \
         -DPROCPOOL_BUILD_BENCH=OFF -DPROCPOOL_BUILD_HEADER_TESTS=OFF -DPROCPOOL_BUILD_COMPILE_FAIL_TESTS=OFF \
         -DPROCPOOL_INSTALL=OFF &&
         cmake --build build/wine/cmake -j "$jobs" &&
