@@ -271,6 +271,18 @@ inline std::vector<std::string> read_lines(const std::string& path) {
     return out;
 }
 
+/// The descendants of this process among `procs` (pairs of a pid and its parent's pid).
+inline std::vector<long> descendants_among(const std::vector<std::pair<long, long>>& procs) {
+    std::set<long> mine{pid()};
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (auto [p, parent] : procs)
+            if (mine.count(parent) && mine.insert(p).second) grew = true;
+    }
+    mine.erase(pid());
+    return {mine.begin(), mine.end()};
+}
+
 #if PROCPOOL_WINDOWS
 namespace detail {
 /// A function of ntdll.dll (no import library needed).
@@ -360,14 +372,7 @@ inline std::vector<long> descendant_pids() {
     for (BOOL ok = ::Process32FirstW(snap, &e); ok; ok = ::Process32NextW(snap, &e))
         procs.emplace_back(static_cast<long>(e.th32ProcessID), static_cast<long>(e.th32ParentProcessID));
     ::CloseHandle(snap);
-    std::set<long> mine{pid()};
-    for (bool grew = true; grew;) {
-        grew = false;
-        for (auto [p, pp] : procs)
-            if (mine.count(pp) && mine.insert(p).second) grew = true;
-    }
-    mine.erase(pid());
-    return {mine.begin(), mine.end()};
+    return descendants_among(procs);
 }
 
 /// 'R' while process `pid` runs, 0 when it has exited or there is no such process. Windows has no zombies, and
@@ -384,22 +389,6 @@ inline char process_state(long pid, unsigned long long* start_time = nullptr) {
     return state;
 }
 
-/// Sets an environment variable for one scope, restoring the previous state after. _putenv_s changes both the C
-/// runtime's copy (getenv) and the process environment that CreateProcess passes to children.
-class env_guard {
-public:
-    env_guard(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = std::string(old);
-        ::_putenv_s(name, value);
-    }
-    ~env_guard() { ::_putenv_s(name_.c_str(), old_ ? old_->c_str() : ""); } // "" removes the variable
-    env_guard(const env_guard&) = delete;
-    env_guard& operator=(const env_guard&) = delete;
-
-private:
-    std::string name_;
-    std::optional<std::string> old_;
-};
 #else
 /// Open descriptors of this process (the directory stream's own descriptor is not counted).
 inline int count_fds() {
@@ -432,14 +421,7 @@ inline std::vector<long> descendant_pids() {
         procs.emplace_back(pid, ppid);
     }
     ::closedir(d);
-    std::set<long> mine{pid()};
-    for (bool grew = true; grew;) {
-        grew = false;
-        for (auto [pid, ppid] : procs)
-            if (mine.count(ppid) && mine.insert(pid).second) grew = true;
-    }
-    mine.erase(pid());
-    return {mine.begin(), mine.end()};
+    return descendants_among(procs);
 }
 
 /// State letter of process `pid` from /proc/<pid>/stat ('R', 'S', 'Z'...), or 0 when there is no such process.
@@ -463,25 +445,33 @@ inline char process_state(long pid, unsigned long long* start_time = nullptr) {
     return state;
 }
 
-/// Sets an environment variable for one scope, restoring the previous state after.
+#endif
+
+/// Sets an environment variable for one scope, restoring the previous state after. On Windows, _putenv_s changes
+/// both the C runtime's copy (getenv) and the process environment that CreateProcess passes to children.
 class env_guard {
 public:
     env_guard(const char* name, const char* value) : name_(name) {
         if (const char* old = std::getenv(name)) old_ = std::string(old);
-        ::setenv(name, value, 1);
+        set(value);
     }
-    ~env_guard() {
-        if (old_) ::setenv(name_.c_str(), old_->c_str(), 1);
-        else ::unsetenv(name_.c_str());
-    }
+    ~env_guard() { set(old_ ? old_->c_str() : nullptr); }
     env_guard(const env_guard&) = delete;
     env_guard& operator=(const env_guard&) = delete;
 
 private:
+    void set(const char* value) { // null: unset
+#if PROCPOOL_WINDOWS
+        ::_putenv_s(name_.c_str(), value ? value : ""); // "" removes the variable
+#else
+        if (value) ::setenv(name_.c_str(), value, 1);
+        else ::unsetenv(name_.c_str());
+#endif
+    }
+
     std::string name_;
     std::optional<std::string> old_;
 };
-#endif
 
 } // namespace ppt
 
