@@ -120,8 +120,7 @@ stage_wine() {
     echo "wine: prefix and wineserver ready in $((SECONDS - t0)) s ($PROCPOOL_WINEPREFIX)"
 
     cmake -S . -B build/wine/cmake -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/mingw-w64-x86_64.cmake \
-        -DCMAKE_BUILD_TYPE= -DPROCPOOL_BUILD_BENCH=OFF -DPROCPOOL_BUILD_HEADER_TESTS=OFF -DPROCPOOL_BUILD_COMPILE_FAIL_TESTS=OFF \
-        -DPROCPOOL_INSTALL=OFF &&
+        -DCMAKE_BUILD_TYPE= -DPROCPOOL_BUILD_BENCH=OFF -DPROCPOOL_BUILD_COMPILE_FAIL_TESTS=OFF -DPROCPOOL_INSTALL=OFF &&
         cmake --build build/wine/cmake -j "$jobs" &&
         ctest --test-dir build/wine/cmake --output-on-failure -j "$jobs" --timeout 900 || rc=1
 
