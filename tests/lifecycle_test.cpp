@@ -66,7 +66,6 @@ using namespace lc_t;
 using procpool::start_method;
 
 namespace {
-constexpr std::array<start_method, 2> process_methods{start_method::spawn, start_method::fork};
 }
 
 TEST_CASE("the initializer runs once per worker, before its first task", "[lifecycle][initializer]") {
@@ -134,7 +133,7 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
     auto trace = dir.file("finalized");
 
     SECTION("shutdown retires every worker") {
-        auto method = GENERATE(from_range(process_methods));
+        auto method = GENERATE(from_range(ppt::process_methods));
         INFO("start method: " << ppt::name(method));
         std::vector<long> workers;
         {
@@ -151,7 +150,7 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
         CHECK(ppt::read_lines(trace).size() == 2); // the destructor after shutdown() retires nobody twice
     }
     SECTION("the pool's destructor retires them too") {
-        auto method = GENERATE(from_range(process_methods));
+        auto method = GENERATE(from_range(ppt::process_methods));
         INFO("start method: " << ppt::name(method));
         std::vector<long> workers;
         {
@@ -162,7 +161,7 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
         CHECK(ppt::read_lines(trace).size() == 2);
     }
     SECTION("recycling retires workers, and runs their finalizer") {
-        auto method = GENERATE(from_range(process_methods));
+        auto method = GENERATE(from_range(ppt::process_methods));
         INFO("start method: " << ppt::name(method));
         std::set<long> ran_tasks, alive_at_shutdown;
         {
@@ -198,7 +197,7 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
 }
 
 TEST_CASE("max_tasks_per_worker stops state leaking from one task to the next", "[lifecycle][recycling]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     reset_globals reset;
     SECTION("a reused worker keeps what an earlier task left in its globals (the classic leak)") {
@@ -217,7 +216,7 @@ TEST_CASE("max_tasks_per_worker stops state leaking from one task to the next", 
 }
 
 TEST_CASE("recycling starts new worker processes", "[lifecycle][recycling]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     SECTION("max_tasks_per_worker = 1: every task in its own process") {
         procpool::pool p{{.workers = 2, .start = method, .max_tasks_per_worker = 1}};

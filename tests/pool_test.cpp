@@ -99,7 +99,6 @@ using procpool::start_method;
 
 namespace {
 // Tasks that block on a gate cannot run in_process: there submit() runs the task before it returns.
-constexpr std::array<start_method, 2> process_methods{start_method::spawn, start_method::fork};
 } // namespace
 
 TEST_CASE("submit and get: values, void and move-only results, aggregate arguments", "[pool]") {
@@ -260,7 +259,7 @@ TEST_CASE("as_completed and wait_all", "[pool][futures]") {
 }
 
 TEST_CASE("as_completed yields a finished task before a blocked one", "[pool][futures]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 2, .start = method}};
     ppt::gate g; // after the pool: destroyed first, so a failure cannot leave a task blocked
@@ -276,7 +275,7 @@ TEST_CASE("as_completed yields a finished task before a blocked one", "[pool][fu
 }
 
 TEST_CASE("wait_for times out on a blocked task, then sees it finish", "[pool][futures]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 1, .start = method}};
     ppt::gate g;
@@ -301,7 +300,7 @@ TEST_CASE("wait_for on a finished in_process task is ready", "[pool][futures]") 
 }
 
 TEST_CASE("cancel removes a queued task", "[pool][cancel]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 1, .start = method}};
     ppt::gate g;
@@ -338,7 +337,7 @@ TEST_CASE("cancel of a task that already finished returns false", "[pool][cancel
 }
 
 TEST_CASE("shutdown: cancel_pending cancels queued tasks, wait runs them", "[pool][shutdown]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 1, .start = method}};
     ppt::gate g;

@@ -572,43 +572,43 @@ using namespace rel_t;
 // =====================================================================================================================
 
 TEST_CASE("crash matrix: abort() in a task", "[reliability][crash]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     crash_cell<call_abort>(method, "abort()", {SIGABRT, -1, false});
 }
 
 TEST_CASE("crash matrix: raise(SIGSEGV) in a task", "[reliability][crash]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     crash_cell<raise_sigsegv>(method, "raise(SIGSEGV)", {SIGSEGV, -1, true});
 }
 
 TEST_CASE("crash matrix: a write through a null pointer in a task", "[reliability][crash]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     crash_cell<write_through_null>(method, "null pointer write", {SIGSEGV, -1, true});
 }
 
 TEST_CASE("crash matrix: a task that SIGKILLs its own worker (as the OOM killer would)", "[reliability][crash]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     crash_cell<kill_self>(method, "SIGKILL (OOM killer)", {SIGKILL, -1, false});
 }
 
 TEST_CASE("crash matrix: exit(0) inside a task", "[reliability][crash]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     crash_cell<exit_zero>(method, "exit(0)", {0, 0, false});
 }
 
 TEST_CASE("crash matrix: _exit(3) inside a task", "[reliability][crash]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     crash_cell<exit_three>(method, "_exit(3)", {0, 3, false});
 }
 
 TEST_CASE("crash matrix: unbounded recursion overflows a task's stack", "[reliability][crash]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     crash_cell<overflow_stack>(method, "stack overflow", {SIGSEGV, -1, true}, -1);
 }
 
 TEST_CASE("crash matrix: a result whose encoding throws comes back as that exception, not as a death",
           "[reliability][crash][codec]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork, start_method::in_process);
+    auto method = GENERATE(from_range(ppt::all_methods));
     INFO("start method: " << ppt::name(method));
     scenario_row row{"result encoding throws", method, "std::length_error, worker kept"};
     row.faults = 1;
@@ -636,7 +636,7 @@ TEST_CASE("crash matrix: a result whose encoding throws comes back as that excep
 
 TEST_CASE("crash matrix: an argument whose decoding throws in the worker comes back as that exception",
           "[reliability][crash][codec]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork, start_method::in_process);
+    auto method = GENERATE(from_range(ppt::all_methods));
     INFO("start method: " << ppt::name(method));
     scenario_row row{"argument decoding throws", method, "std::domain_error, worker kept"};
     row.faults = 1;
@@ -667,7 +667,7 @@ TEST_CASE("crash matrix: an argument whose decoding throws in the worker comes b
 // that died before it was ready; every worker runs the same initializer, so the pool cannot start.
 TEST_CASE("crash matrix: a crash in the initializer fails the pool's construction with start_error",
           "[reliability][crash][initializer]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     scenario_row row{"crash in the initializer", method, "start_error naming SIGABRT"};
     row.faults = 1;
@@ -703,7 +703,7 @@ TEST_CASE("crash matrix: a crash in the initializer fails the pool's constructio
 
 TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_worker_lost reports it",
           "[reliability][crash][finalizer]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     ppt::temp_dir dir;
     const auto log = dir.file("executions");
@@ -853,12 +853,12 @@ void timeout_case(start_method method, bool pool_default) {
 
 TEST_CASE("timeouts: a task over the pool's task_timeout fails with task_timeout and its worker is replaced",
           "[reliability][timeout]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     timeout_case(method, true);
 }
 
 TEST_CASE("timeouts: a submit_with timeout overrides the pool's and fails only that task", "[reliability][timeout]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     timeout_case(method, false);
 }
 
@@ -868,7 +868,7 @@ TEST_CASE("timeouts: a submit_with timeout overrides the pool's and fails only t
 
 TEST_CASE("retries: a task that always kills its worker fails after max_retries + 1 attempts, listing each",
           "[reliability][retries]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     scenario_row row{"max_retries = 2, always crashes", method, "worker_died listing 3 attempts"};
     loss_log losses;
@@ -910,7 +910,7 @@ TEST_CASE("retries: a task that always kills its worker fails after max_retries 
 
 TEST_CASE("retries: a task that crashes only on its first attempt succeeds with retries and fails without",
           "[reliability][retries]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     ppt::temp_dir dir;
     SECTION("max_retries = 1: the second attempt succeeds") {
@@ -965,7 +965,7 @@ TEST_CASE("retries: a task that crashes only on its first attempt succeeds with 
 
 TEST_CASE("on_worker_lost reports each death with pid, status and task, and may submit to the pool",
           "[reliability][on_worker_lost]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     scenario_row row{"on_worker_lost submits from the callback", method, "4 events, 4 submits complete"};
     std::vector<procpool::worker_lost> events;
@@ -1031,7 +1031,7 @@ TEST_CASE("on_worker_lost reports each death with pid, status and task, and may 
 // The callback runs without the pool's lock and without the role of the thread that drives the pool, so it may
 // also wait on a future or shut the pool down (both drive the pool themselves).
 TEST_CASE("on_worker_lost may wait for a task it submitted, or shut the pool down", "[reliability][on_worker_lost]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     SECTION("waiting on a future in the callback") {
         scenario_row row{"on_worker_lost waits on a future", method, "the callback gets 25"};
@@ -1105,7 +1105,7 @@ TEST_CASE("on_worker_lost may wait for a task it submitted, or shut the pool dow
 
 TEST_CASE("max_memory_per_worker: a worker that grew past it retires after delivering its result",
           "[reliability][memory]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     // The limit is set above a worker's own footprint, which sanitizer builds put far above 32 MiB.
     long baseline = 0;
@@ -1143,7 +1143,7 @@ TEST_CASE("max_memory_per_worker: a worker that grew past it retires after deliv
 
 TEST_CASE("a corrupt frame from a worker fails its task with protocol_error, and the worker is replaced",
           "[reliability][protocol]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     ppt::temp_dir dir;
     const auto log = dir.file("executions");
@@ -1199,7 +1199,7 @@ TEST_CASE("a corrupt frame from a worker fails its task with protocol_error, and
 // the task's timeout. Built with a lower limit, the header is refused at once as a protocol_error.
 TEST_CASE("a frame header with an absurd length from a worker: refused above the limit, never allocated",
           "[reliability][protocol]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     constexpr bool refusable = PROCPOOL_MAX_FRAME_BYTES < 0xffffffffull;
     scenario_row row{"frame header claiming 4 GiB − 1", method,
@@ -1250,7 +1250,7 @@ TEST_CASE("a frame header with an absurd length from a worker: refused above the
 
 TEST_CASE("chaos soak: random crashes and timeouts, every task resolves exactly once as planned",
           "[reliability][soak]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     // 100,000 tasks in CI; a fifth of that under the sanitizers, where every process start is ~10x slower.
     const std::uint64_t tasks = env_number("PROCPOOL_SOAK_TASKS", sanitized ? 20000 : 100000);
@@ -1412,7 +1412,7 @@ TEST_CASE("descriptors stay level across 1000 recycles (fork, max_tasks_per_work
 // =====================================================================================================================
 
 TEST_CASE("a parent killed with SIGKILL takes its workers with it", "[reliability][parent_death]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     ppt::temp_dir dir;
     const auto started = dir.file("started");
@@ -1428,6 +1428,16 @@ TEST_CASE("a parent killed with SIGKILL takes its workers with it", "[reliabilit
         doomed_parent(method, started, pipefd[1]);
     }
     ::close(pipefd[1]);
+    struct kill_on_failure { // a failed REQUIRE must not leave the child paused forever, holding ctest's pipe
+        pid_t pid;
+        bool reaped = false;
+        ~kill_on_failure() {
+            if (reaped) return;
+            ::kill(pid, SIGKILL);
+            while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+            }
+        }
+    } child_guard{child};
     // The child writes its processes' pids once its pool is up and one worker is busy.
     std::string text;
     char buf[256];
@@ -1442,6 +1452,7 @@ TEST_CASE("a parent killed with SIGKILL takes its workers with it", "[reliabilit
         int st = 0;
         ::kill(child, SIGKILL);
         ::waitpid(child, &st, 0);
+        child_guard.reaped = true;
         FAIL("the child ended before it sent its pids: " << describe_status(WIFEXITED(st) ? WEXITSTATUS(st) : -1,
                                                                              WIFSIGNALED(st) ? WTERMSIG(st) : 0));
     }
@@ -1454,14 +1465,15 @@ TEST_CASE("a parent killed with SIGKILL takes its workers with it", "[reliabilit
         ppt::process_state(pids.back(), &born.back());
     }
     INFO("the child's processes: " << text);
-    // Two workers, and for fork the template they are forked from.
-    REQUIRE(pids.size() == (method == start_method::fork ? 3u : 2u));
+    // Two workers, and for fork and forkserver the process they are forked from.
+    REQUIRE(pids.size() == (method == start_method::spawn ? 2u : 3u));
 
     const auto t0 = steady::now();
     REQUIRE(::kill(child, SIGKILL) == 0);
     int status = 0;
     while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
+    child_guard.reaped = true;
     CHECK(WIFSIGNALED(status));
     CHECK(WTERMSIG(status) == SIGKILL);
     // Poll until every one is gone (absent, a zombie, or its pid reused by a younger process), up to a hard limit.
@@ -1494,6 +1506,6 @@ TEST_CASE("a parent killed with SIGKILL takes its workers with it", "[reliabilit
     report("parent death",
            cells("start", "processes below the killed parent", "all gone within the 5 s limit", "time until all gone (ms)"),
            cells(ppt::name(method),
-                 std::to_string(pids.size()) + (method == start_method::fork ? " (2 workers, template)" : " (2 workers)"),
+                 std::to_string(pids.size()) + (method == start_method::spawn ? " (2 workers)" : " (2 workers, template)"),
                  std::all_of(dead.begin(), dead.end(), [](bool d) { return d; }) ? "yes" : "NO", fixed(took, 2)));
 }

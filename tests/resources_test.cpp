@@ -77,7 +77,7 @@ using namespace rs_t;
 using procpool::start_method;
 
 TEST_CASE("pools in sequence leave no descriptors and no processes behind", "[resources]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork, start_method::in_process);
+    auto method = GENERATE(from_range(ppt::all_methods));
     INFO("start method: " << ppt::name(method));
     snapshot before;
     REQUIRE(before.fds > 0);
@@ -146,7 +146,7 @@ TEST_CASE("several pools at once, then none: nothing left behind", "[resources]"
 }
 
 TEST_CASE("recycling and cancelled work leave nothing behind", "[resources]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     snapshot before;
     {
@@ -166,8 +166,8 @@ TEST_CASE("recycling and cancelled work leave nothing behind", "[resources]") {
 }
 
 TEST_CASE("a task can run a pool of its own (nested pools)", "[resources][nested]") {
-    auto outer = GENERATE(start_method::spawn, start_method::fork);
-    auto inner = GENERATE(start_method::spawn, start_method::fork, start_method::in_process);
+    auto outer = GENERATE(from_range(ppt::process_methods));
+    auto inner = GENERATE(from_range(ppt::all_methods));
     INFO("outer " << ppt::name(outer) << ", inner " << ppt::name(inner));
     snapshot before;
     {

@@ -41,9 +41,18 @@ inline auto has_substring(const std::string& s) {
 #endif
 }
 
+// The start methods this platform has (Windows: spawn and in_process), and those that start processes.
+#if PROCPOOL_POSIX
 inline constexpr std::array<procpool::start_method, 4> all_methods{
     procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::forkserver,
     procpool::start_method::in_process};
+inline constexpr std::array<procpool::start_method, 3> process_methods{
+    procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::forkserver};
+#else
+inline constexpr std::array<procpool::start_method, 2> all_methods{procpool::start_method::spawn,
+                                                                   procpool::start_method::in_process};
+inline constexpr std::array<procpool::start_method, 1> process_methods{procpool::start_method::spawn};
+#endif
 
 inline const char* name(procpool::start_method m) {
     switch (m) {
