@@ -92,7 +92,6 @@ private:
     std::vector<std::string> messages_;
 };
 
-using ppt::process_methods; // spawn and fork (spawn only on Windows)
 
 } // namespace ctx_t
 
@@ -167,7 +166,7 @@ TEST_CASE("each task sees the context values of its submit, not of its run", "[c
 }
 
 TEST_CASE("a worker that already has a context's value does not get it again", "[context]") {
-    for (auto method : process_methods) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         restore_globals restore;
         procpool::pool p{{.workers = 1, .start = method}};
@@ -199,7 +198,7 @@ TEST_CASE("a worker that already has a context's value does not get it again", "
 }
 
 TEST_CASE("a replacement worker gets the current context values", "[context]") {
-    for (auto method : process_methods) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         SECTION(std::string("after a crash: ") + ppt::name(method)) {
             restore_globals restore;
@@ -239,7 +238,7 @@ TEST_CASE("a replacement worker gets the current context values", "[context]") {
 
 TEST_CASE("leak audit log: the polluting task is named and the next task sees the parent's value again",
           "[context]") {
-    for (auto method : process_methods) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         restore_globals restore;
         log_capture logs;
@@ -268,7 +267,7 @@ TEST_CASE("leak audit log: the polluting task is named and the next task sees th
 }
 
 TEST_CASE("leak audit log: a task queued behind the polluting one sees the parent's value", "[context]") {
-    for (auto method : process_methods) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         restore_globals restore;
         log_capture logs;
@@ -286,7 +285,7 @@ TEST_CASE("leak audit log: a task queued behind the polluting one sees the paren
 }
 
 TEST_CASE("leak audit fail: the polluting task fails with state_leak naming it", "[context]") {
-    for (auto method : process_methods) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         restore_globals restore;
         procpool::pool p{{.workers = 1, .start = method, .leak_audit = leak_policy::fail}};
@@ -311,7 +310,7 @@ TEST_CASE("leak audit fail: the polluting task fails with state_leak naming it",
 }
 
 TEST_CASE("leak audit retire: the task after the polluting one runs in a fresh worker", "[context]") {
-    for (auto method : process_methods) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         restore_globals restore;
         log_capture logs;
@@ -334,7 +333,7 @@ TEST_CASE("leak audit retire: the task after the polluting one runs in a fresh w
 }
 
 TEST_CASE("leak audit off: nothing is reported and the leaked value stays in the worker", "[context]") {
-    for (auto method : process_methods) {
+    for (auto method : ppt::process_methods) {
         INFO(ppt::name(method));
         restore_globals restore;
         log_capture logs;

@@ -63,8 +63,6 @@ PROCPOOL_TASK(lc_t::leak_get);
 using namespace lc_t;
 using procpool::start_method;
 
-using ppt::process_methods;
-
 TEST_CASE("the initializer runs once per worker, before its first task", "[lifecycle][initializer]") {
     auto method = GENERATE(from_range(ppt::all_methods));
     INFO("start method: " << ppt::name(method));
@@ -130,7 +128,7 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
     auto trace = dir.file("finalized");
 
     SECTION("shutdown retires every worker") {
-        auto method = GENERATE(from_range(process_methods));
+        auto method = GENERATE(from_range(ppt::process_methods));
         INFO("start method: " << ppt::name(method));
         std::vector<long> workers;
         {
@@ -147,7 +145,7 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
         CHECK(ppt::read_lines(trace).size() == 2); // the destructor after shutdown() retires nobody twice
     }
     SECTION("the pool's destructor retires them too") {
-        auto method = GENERATE(from_range(process_methods));
+        auto method = GENERATE(from_range(ppt::process_methods));
         INFO("start method: " << ppt::name(method));
         std::vector<long> workers;
         {
@@ -158,7 +156,7 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
         CHECK(ppt::read_lines(trace).size() == 2);
     }
     SECTION("recycling retires workers, and runs their finalizer") {
-        auto method = GENERATE(from_range(process_methods));
+        auto method = GENERATE(from_range(ppt::process_methods));
         INFO("start method: " << ppt::name(method));
         std::set<long> ran_tasks, alive_at_shutdown;
         {
@@ -194,7 +192,7 @@ TEST_CASE("the finalizer runs in every worker that retires", "[lifecycle][finali
 }
 
 TEST_CASE("max_tasks_per_worker stops state leaking from one task to the next", "[lifecycle][recycling]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     reset_globals reset;
     SECTION("a reused worker keeps what an earlier task left in its globals (the classic leak)") {
@@ -213,7 +211,7 @@ TEST_CASE("max_tasks_per_worker stops state leaking from one task to the next", 
 }
 
 TEST_CASE("recycling starts new worker processes", "[lifecycle][recycling]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     SECTION("max_tasks_per_worker = 1: every task in its own process") {
         procpool::pool p{{.workers = 2, .start = method, .max_tasks_per_worker = 1}};

@@ -95,8 +95,7 @@ PROCPOOL_TASK(pool_t::throw_at);
 using namespace pool_t;
 using procpool::start_method;
 
-// Tasks that block on a gate cannot run in_process: there submit() runs the task before it returns.
-using ppt::process_methods;
+// Tasks that block on a gate run under ppt::process_methods: in_process, submit() runs the task before it returns.
 
 TEST_CASE("submit and get: values, void and move-only results, aggregate arguments", "[pool]") {
     auto method = GENERATE(from_range(ppt::all_methods));
@@ -256,7 +255,7 @@ TEST_CASE("as_completed and wait_all", "[pool][futures]") {
 }
 
 TEST_CASE("as_completed yields a finished task before a blocked one", "[pool][futures]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 2, .start = method}};
     ppt::gate g; // after the pool: destroyed first, so a failure cannot leave a task blocked
@@ -272,7 +271,7 @@ TEST_CASE("as_completed yields a finished task before a blocked one", "[pool][fu
 }
 
 TEST_CASE("wait_for times out on a blocked task, then sees it finish", "[pool][futures]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 1, .start = method}};
     ppt::gate g;
@@ -297,7 +296,7 @@ TEST_CASE("wait_for on a finished in_process task is ready", "[pool][futures]") 
 }
 
 TEST_CASE("cancel removes a queued task", "[pool][cancel]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 1, .start = method}};
     ppt::gate g;
@@ -334,7 +333,7 @@ TEST_CASE("cancel of a task that already finished returns false", "[pool][cancel
 }
 
 TEST_CASE("shutdown: cancel_pending cancels queued tasks, wait runs them", "[pool][shutdown]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 1, .start = method}};
     ppt::gate g;

@@ -60,20 +60,17 @@ inline auto has_substring(const std::string& s) {
 #endif
 }
 
-#if PROCPOOL_WINDOWS
-/// Every start method of this platform (Windows has no fork: those cells of a test do not exist there).
-inline constexpr std::array<procpool::start_method, 2> all_methods{procpool::start_method::spawn,
-                                                                   procpool::start_method::in_process};
-/// The start methods that run tasks in other processes.
-inline constexpr std::array<procpool::start_method, 1> process_methods{procpool::start_method::spawn};
-#else
-/// Every start method of this platform.
+// The start methods this platform has (Windows: spawn and in_process), and those that start processes.
+#if PROCPOOL_POSIX
 inline constexpr std::array<procpool::start_method, 4> all_methods{
     procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::forkserver,
     procpool::start_method::in_process};
-/// The start methods that run tasks in other processes.
-inline constexpr std::array<procpool::start_method, 2> process_methods{procpool::start_method::spawn,
-                                                                       procpool::start_method::fork};
+inline constexpr std::array<procpool::start_method, 3> process_methods{
+    procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::forkserver};
+#else
+inline constexpr std::array<procpool::start_method, 2> all_methods{procpool::start_method::spawn,
+                                                                   procpool::start_method::in_process};
+inline constexpr std::array<procpool::start_method, 1> process_methods{procpool::start_method::spawn};
 #endif
 
 /// This process's id.

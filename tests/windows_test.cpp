@@ -9,6 +9,7 @@
 #if PROCPOOL_WINDOWS
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -156,6 +157,18 @@ TEST_CASE("windows: a busy worker dies with its parent (job object, kill on clos
     // The worker held the only handle to its job: closing it killed the grandchild, which was blocked in a task.
     CHECK(::WaitForSingleObject(g, 60000) == WAIT_OBJECT_0);
     ::CloseHandle(g);
+}
+
+TEST_CASE("windows: a pool waits on more channels than WaitForMultipleObjects takes at once", "[windows]") {
+    // 70 workers: 70 read events plus the wake-up channel's, over the 64 one wait takes. Every result must
+    // still arrive, whichever worker's channel is beyond the first 64.
+    pool p{{.workers = 70}};
+    std::vector<procpool::future<int>> fs;
+    for (int i = 0; i < 700; ++i) fs.push_back(p.submit<win_t::pid_of_worker>(i));
+    std::set<int> pids;
+    for (auto& f : fs) pids.insert(f.get());
+    CHECK(pids.size() > 1);
+    CHECK(p.worker_pids().size() == 70);
 }
 
 TEST_CASE("windows: a program in a folder with a non-ASCII name starts its workers", "[windows]") {

@@ -62,6 +62,9 @@ namespace platform {
 
 inline pid_type current_pid() noexcept { return static_cast<pid_type>(::GetCurrentProcessId()); }
 
+/// current_pid(): already a read of the thread environment block here, no system call and no fork to track.
+inline pid_type cached_pid() noexcept { return current_pid(); }
+
 inline std::wstring widen(const std::string& s) {
     if (s.empty()) return {};
     int n = ::MultiByteToWideChar(CP_UTF8, 0, s.data(), static_cast<int>(s.size()), nullptr, 0);
@@ -383,6 +386,28 @@ inline bool write_all(native_handle fd, const void* data, std::size_t n) noexcep
         n -= done;
     }
     return true;
+}
+
+/// Blocking read of what is available, at most n bytes: waits for at least one. Returns bytes read, -1 on end of
+/// stream or error (the worker side).
+inline long read_some_blocking(native_handle fd, void* data, std::size_t n) noexcept {
+    auto* ch = detail_win::find(fd);
+    if (!ch || n == 0) return -1;
+    if (ch->rbeg == ch->rend && !ch->eof && !ch->rpending && n >= ch->rbuf.size()) {
+        DWORD done = 0; // a large read goes straight into the caller's memory
+        if (!detail_win::transfer(*ch, false, data, static_cast<DWORD>(std::min<std::size_t>(n, detail_win::max_io)), done) ||
+            done == 0) {
+            ch->eof = true;
+            return -1;
+        }
+        return static_cast<long>(done);
+    }
+    detail_win::poll_read(*ch, true);
+    if (ch->rbeg == ch->rend) return -1;
+    auto k = std::min(n, ch->rend - ch->rbeg);
+    std::memcpy(data, ch->rbuf.data() + ch->rbeg, k);
+    ch->rbeg += k;
+    return static_cast<long>(k);
 }
 
 /// Blocking read of exactly n bytes. False on end of stream or error.
