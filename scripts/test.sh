@@ -111,8 +111,6 @@ stage_wine() {
         return 0
     fi
     export PROCPOOL_WINEPREFIX=$repo/build/wine/prefix
-    # Under wine a process start costs ~50 ms: the soak's Windows default of 10,000 tasks would take minutes.
-    export PROCPOOL_SOAK_TASKS=${PROCPOOL_SOAK_TASKS:-2000}
     local t0=$SECONDS rc=0
     mkdir -p build/wine
     scripts/wine-exec.sh --start-server || return 1
