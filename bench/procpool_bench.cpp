@@ -749,7 +749,7 @@ struct results {
     latency fork_cost, spawn_cost;
     double memcpy_gbps = NAN, sock_gbps = NAN;
     double p2_each[3] = {NAN, NAN, NAN}, p2_map[3] = {NAN, NAN, NAN};
-    double p3_fork_ms = NAN, p3_spawn_ms = NAN;
+    double p3_fork_ms = NAN, p3_spawn_ms = NAN, p3_forkserver_ms = NAN;
     double p4_gbps = NAN;
     rss_pair baseline, spawn_worker, fork_worker, worker_after_payload;
     queue_memory queued;
@@ -921,6 +921,9 @@ void print_report(const config& c, const results& r) {
     row("P3 spawn pool of 2, constructed until the first result (limit: posix_spawn to a first byte)",
         ms_str(r.p3_spawn_ms), ms_str(spawn_ms), ratio(r.p3_spawn_ms, spawn_ms), ms_str(py_num(r, "p3_spawn_ms")),
         ratio(r.p3_spawn_ms, py_num(r, "p3_spawn_ms")));
+    row("P3 forkserver pool of 2, constructed until the first result (limit: posix_spawn to a first byte + 2 x fork)",
+        ms_str(r.p3_forkserver_ms), ms_str(spawn_ms + two_forks), ratio(r.p3_forkserver_ms, spawn_ms + two_forks),
+        ms_str(py_num(r, "p3_forkserver_ms")), ratio(r.p3_forkserver_ms, py_num(r, "p3_forkserver_ms")));
     double py4 = py_num(r, "p4_ppe_gbps"), jl4 = py_num(r, "p4_joblib_gbps");
     row("P4 " + std::to_string(c.payload / MiB) +
             " MiB std::vector<std::byte> argument, size returned (limit: socketpair; Python: ProcessPoolExecutor)",
@@ -1098,9 +1101,10 @@ int main(int argc, char** argv) {
     }
     // P3 next, in the same small state as the raw fork above.
     if (c.want("p3")) {
-        progress("P3: pool start, fork and spawn (%d each)", c.p3_reps);
+        progress("P3: pool start, fork, spawn and forkserver (%d each)", c.p3_reps);
         r.p3_fork_ms = pool_start_ms(procpool::start_method::fork, c.p3_reps);
         r.p3_spawn_ms = pool_start_ms(procpool::start_method::spawn, c.p3_reps);
+        r.p3_forkserver_ms = pool_start_ms(procpool::start_method::forkserver, c.p3_reps);
     }
     if (c.want("p5")) {
         progress("P5: idle worker memory");

@@ -172,7 +172,7 @@ def p2(res, sizes, imap_max):
 
 # ---- P3: pool of 2 workers constructed until the first result ----------------------------------------------------
 def p3(res, reps):
-    for method in ("fork", "spawn"):
+    for method in ("fork", "spawn", "forkserver"):
         if method not in mp.get_all_start_methods():
             res[f"p3_{method}_ms"] = None
             continue
