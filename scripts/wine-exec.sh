@@ -80,12 +80,27 @@ ensure_prefix() {
     ) 9>"$prefix.lock"
 }
 
+# Stops this prefix's wineserver, then ends, by pid, the wine processes of this prefix that outlived it: when a
+# wineserver crashes (wine 8 does, now and then, under parallel tests), its services and workers stay behind.
+stop_server() {
+    "${wineserver[@]}" -k >/dev/null 2>&1 || true
+    "${wineserver[@]}" -w >/dev/null 2>&1 || true
+    local env pid
+    for env in /proc/[0-9]*/environ; do
+        pid=${env#/proc/}
+        pid=${pid%/environ}
+        [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */wine/wine* ]] || continue
+        if tr '\0' '\n' <"$env" 2>/dev/null | grep -qxF "WINEPREFIX=$prefix"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
 case $1 in
 --start-server)
     mkdir -p "$prefix"
     # A wineserver lingering from earlier runs in this prefix is not persistent: replace it.
-    "${wineserver[@]}" -k >/dev/null 2>&1 || true
-    "${wineserver[@]}" -w >/dev/null 2>&1 || true
+    stop_server
     "${wineserver[@]}" -p >>"$prefix.log" 2>&1
     # Start wine's services now, with output to the log, rather than inside the first test (creating the prefix
     # starts them too).
@@ -97,8 +112,7 @@ case $1 in
     exit 0
     ;;
 --stop-server)
-    "${wineserver[@]}" -k >/dev/null 2>&1 || true
-    "${wineserver[@]}" -w >/dev/null 2>&1 || true
+    stop_server
     exit 0
     ;;
 esac
