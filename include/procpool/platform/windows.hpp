@@ -773,10 +773,16 @@ inline pid_type spawn_self(const std::vector<std::string>& args, const std::vect
     si.StartupInfo.hStdError = std_handles[2];
     si.lpAttributeList = list;
     PROCESS_INFORMATION pi{};
-    if (!::CreateProcessW(exe.c_str(), cmd.data(), nullptr, nullptr, TRUE,
-                          CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT, env.data(),
-                          nullptr, &si.StartupInfo, &pi))
-        throw_last_error("CreateProcess of the running executable");
+    // wine (seen with 8.0) fails a start now and then with ERROR_INTERNAL_ERROR and succeeds when asked again.
+    for (int attempt = 1;; ++attempt) {
+        if (::CreateProcessW(exe.c_str(), cmd.data(), nullptr, nullptr, TRUE,
+                             CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT, env.data(),
+                             nullptr, &si.StartupInfo, &pi))
+            break;
+        if (::GetLastError() != ERROR_INTERNAL_ERROR || attempt == 3)
+            throw_last_error("CreateProcess of the running executable");
+        ::Sleep(static_cast<DWORD>(attempt)); // not synchronisation: a short pause before trying again
+    }
     HANDLE job = detail_win::worker_job();
     if (!job || !::AssignProcessToJobObject(job, pi.hProcess)) {
         // Without the job a worker could outlive this process: refuse rather than leak processes.
