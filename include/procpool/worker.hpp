@@ -328,6 +328,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 }
             }
             finish_frame(out, result_type);
+            ch.release_large(); // before the result: once the parent has it, this worker holds no large buffer
             // Sent at once, never held back for the next task: if that one crashes or times out, the parent must
             // know this one finished (it fails only the job at the front of the worker's queue).
             bool sent = ch.send(out);
