@@ -463,8 +463,11 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
     detail::job j{st, {}, o.timeout.count(), {}, capture_contexts()};
-    if (std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0}); proc_ && big >= detail::large_buffer_bytes)
-        j.frame = proc_->take_frame_buffer(big + st->task.size() + 64); // touched pages: the copy without the page faults
+    if (std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0}); proc_ && big >= detail::large_buffer_bytes) {
+        big += st->task.size() + 64; // header, id, name
+        j.frame = proc_->take_frame_buffer(big); // touched pages: the copy without the page faults
+        j.frame.reserve(big);                    // else the same size, so that this frame can be taken next time
+    }
     detail::begin_frame(j.frame);
     writer w(j.frame);
     w.write(st->id);
