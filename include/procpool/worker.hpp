@@ -62,14 +62,14 @@ inline void close_inherited_handles(platform::native_handle keep1, platform::nat
     if (keep2 >= 0) hs.handles.insert(keep2);
 }
 
-/// A worker frees buffers above this size once their frame is handled (an idle worker keeps none).
-inline constexpr std::size_t large_buffer_bytes = std::size_t{1} << 20;
-
 /// True while this process is serving as a worker (so a pool constructed from a task is a nested pool).
 inline bool& serving_flag() {
     static bool serving = false;
     return serving;
 }
+
+/// A worker frees buffers above this size once their frame is handled (an idle worker keeps none).
+inline constexpr std::size_t large_buffer_bytes = std::size_t{1} << 20;
 
 /// Blocking frame I/O on the worker's side of the channel. Reads into a 64 KiB buffer and cuts frames out of it:
 /// one system call brings a small frame's header and payload, or many frames when the pool sends ahead.
@@ -78,7 +78,7 @@ public:
     explicit worker_channel(platform::native_handle fd) : fd_(fd) {}
     worker_channel(const worker_channel&) = delete;
     worker_channel& operator=(const worker_channel&) = delete;
-    ~worker_channel() { release_large(); }
+    ~worker_channel() { std::free(large_); }
     [[nodiscard]] platform::native_handle handle() const noexcept { return fd_; }
 
     bool send(std::span<const std::byte> frame) { return platform::write_all(fd_, frame.data(), frame.size()); }
@@ -115,16 +115,11 @@ public:
         return true;
     }
 
-    /// True when the next receive() will not wait for the parent.
-    [[nodiscard]] bool frame_buffered() const noexcept {
-        if (end_ - start_ < frame_header_size) return false;
-        std::uint32_t len = 0;
-        for (int i = 0; i < 4; ++i) len |= static_cast<std::uint32_t>(buf_[start_ + static_cast<std::size_t>(i)]) << (8 * i);
-        return end_ - start_ >= frame_header_size + len;
-    }
-
-    /// Frees the buffer of a large frame once it is handled: an idle worker keeps no copy of its largest input.
+    /// Frees the buffer of a large frame (over large_buffer_bytes) once it is handled: an idle worker keeps no
+    /// copy of its largest input.
     void release_large() noexcept {
+        large_size_ = 0;
+        if (large_capacity_ <= large_buffer_bytes) return;
         std::free(large_);
         large_ = nullptr;
         large_size_ = large_capacity_ = 0;
