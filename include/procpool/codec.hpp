@@ -321,8 +321,14 @@ public:
     /// Appends `n` raw bytes.
     void write_bytes(const void* data, std::size_t n) {
         if (n == 0) return;
-        auto p = static_cast<const std::byte*>(data);
-        out_->insert(out_->end(), p, p + n); // one pass: resize would zero-fill first
+        auto old = out_->size();
+        if (n <= 64) { // a field: resize + memcpy is cheaper than a range insert
+            out_->resize(old + n);
+            std::memcpy(out_->data() + old, data, n);
+        } else { // a block: one pass (resize would zero-fill it first)
+            auto p = static_cast<const std::byte*>(data);
+            out_->insert(out_->end(), p, p + n);
+        }
     }
 
     [[nodiscard]] std::vector<std::byte>& buffer() noexcept { return *out_; }

@@ -386,7 +386,7 @@ private:
             chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(i));
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t k = 0; k < c->values.size(); ++k) {
-                if (c->errors[k]) pending_.emplace_back(c->errors[k]);
+                if (!c->errors.empty() && c->errors[k]) pending_.emplace_back(c->errors[k]);
                 else pending_.emplace_back(std::move(*c->values[k]));
             }
         }
@@ -530,7 +530,6 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
             st->task = std::string(task_traits<Task>::name);
             st->first_index = first;
             st->values.resize(n);
-            st->errors.resize(n);
             detail::job j{st, {}, 0, {}, capture_contexts()};
             detail::begin_frame(j.frame);
             j.frame.reserve(64 + st->task.size() + n * 16);
@@ -572,7 +571,7 @@ auto pool::map(Range&& inputs, std::size_t chunksize) {
         for (auto& c : chunks) {
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t i = 0; i < c->values.size(); ++i) {
-                if (c->errors[i]) std::rethrow_exception(c->errors[i]);
+                if (!c->errors.empty() && c->errors[i]) std::rethrow_exception(c->errors[i]);
                 out.push_back(std::move(*c->values[i]));
             }
         }
