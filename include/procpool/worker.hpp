@@ -83,15 +83,23 @@ public:
 
     bool send(std::span<const std::byte> frame) { return platform::write_all(fd_, frame.data(), frame.size()); }
 
-    /// Next frame; false on end of stream. `payload` stays valid until the next receive or release_large.
+    /// Next frame; false on end of stream. `payload` stays valid until the next receive.
     /// \throws protocol_error on a corrupt header.
     bool receive(frame_type& type, std::span<const std::byte>& payload) {
         if (buf_.empty()) buf_.resize(buffer_bytes);
+        if (large_capacity_ > large_buffer_bytes && start_ == end_) {
+            // A large buffer is kept only while large frames keep coming (a call with a large argument right
+            // after another reuses touched pages): an idle worker gives it back after large_idle_ms.
+            std::vector<platform::poll_item> item{{fd_, false}};
+            platform::wait_any(item, large_idle_ms);
+            if (!item[0].readable && !item[0].hangup) release_large();
+        }
         while (end_ - start_ < frame_header_size)
             if (!fill()) return false;
         auto head = parse_frame_head(buf_.data() + start_, PROCPOOL_MAX_FRAME_BYTES);
         type = head.type;
         if (frame_header_size + head.length <= buffer_bytes) {
+            release_large(); // the next frame is small: the large buffer goes before it is handled
             while (end_ - start_ < frame_header_size + head.length)
                 if (!fill()) return false;
             payload = std::span<const std::byte>(buf_.data() + start_ + frame_header_size, head.length);
@@ -115,8 +123,8 @@ public:
         return true;
     }
 
-    /// Frees the buffer of a large frame (over large_buffer_bytes) once it is handled: an idle worker keeps no
-    /// copy of its largest input.
+    /// Frees the buffer of large frames if it is over large_buffer_bytes: an idle worker keeps no copy of its
+    /// largest input.
     void release_large() noexcept {
         large_size_ = 0;
         if (large_capacity_ <= large_buffer_bytes) return;
@@ -126,6 +134,7 @@ public:
     }
 
     static constexpr std::size_t buffer_bytes = 64 * 1024;
+    static constexpr int large_idle_ms = 50;
 
 private:
     /// Reads what the parent has sent, at least one byte, making room in the buffer first.
@@ -323,7 +332,6 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 }
             }
             finish_frame(out, result_type);
-            ch.release_large(); // before the result: once the parent has it, this worker holds no large buffer
             // Sent at once, never held back for the next task: if that one crashes or times out, the parent must
             // know this one finished (it fails only the job at the front of the worker's queue).
             bool sent = ch.send(out);
@@ -331,7 +339,6 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             return sent;
         };
         for (;;) {
-            ch.release_large();
             if (!ch.receive(type, payload)) return 0; // parent gone: exit without the finalizer
             switch (type) {
             case frame_type::context: {
