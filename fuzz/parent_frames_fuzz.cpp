@@ -97,14 +97,14 @@ template <class T>
 void batch_as(std::span<const std::byte> rest, std::size_t n) {
     auto s = std::make_shared<pd::batch_state<T>>();
     s->values.resize(n); // as pool::submit_chunks sizes a chunk's state
-    s->errors.resize(n);
     s->deliver_payload(rest);
     if (!s->done.load()) finding();
     check_errors(s->error, nullptr);
     if (!s->error)
         for (std::size_t i = 0; i < n; ++i) {
-            if (!s->values[i] && !s->errors[i]) finding();
-            check_errors(nullptr, s->errors[i]);
+            const std::exception_ptr e = s->errors.empty() ? nullptr : s->errors[i];
+            if (!s->values[i] && !e) finding();
+            check_errors(nullptr, e);
         }
 }
 

@@ -518,9 +518,11 @@ int collect_tracked(std::vector<procpool::future<std::pair<int, long>>>& fs, int
 /// One cell: `Task` kills its worker as `expect` says. The task fails with worker_died naming it, its worker's pid
 /// and status; on_worker_lost says the same; the tasks queued behind it (the first one sent ahead to the same
 /// worker) and a following batch all complete, exactly once, in a replacement; nothing is left behind.
+/// With `prefetch` (pool_options::prefetch), every task behind it is sent ahead to the worker before it dies.
 template <auto Task>
-void crash_cell(start_method method, const std::string& fault, const death& expect, int arg = 1) {
-    INFO("fault: " << fault << ", start method: " << ppt::name(method));
+void crash_cell(start_method method, const std::string& fault, const death& expect, int arg = 1,
+                std::size_t prefetch = 0) {
+    INFO("fault: " << fault << ", start method: " << ppt::name(method) << ", prefetch " << prefetch);
     const std::string task = name_of<Task>();
     ppt::temp_dir dir;
     const auto log = dir.file("executions");
@@ -529,13 +531,18 @@ void crash_cell(start_method method, const std::string& fault, const death& expe
     loss_log losses;
     constexpr int behind = 4, batch = 16;
     {
-        procpool::pool p{{.workers = 1, .start = method, .on_worker_lost = losses.callback()}};
+        procpool::pool p{{.workers = 1, .start = method, .on_worker_lost = losses.callback(), .prefetch = prefetch}};
         const auto workers = p.worker_pids();
         REQUIRE(workers.size() == 1);
         const long worker = workers.front();
 
         auto f = p.submit<Task>(arg);
         auto queued = submit_tracked(p, 0, behind, log);
+        if (prefetch > behind) {
+            auto probe = p.submit<square>(3); // the worker holds prefetch jobs: this one too was sent ahead
+            CHECK_FALSE(probe.cancel());
+            CHECK(probe.get() == 9);
+        }
         try {
             (void)f.get();
             FAIL("the task returned although it killed its worker");
@@ -629,6 +636,13 @@ using namespace rel_t;
 TEST_CASE("crash matrix: abort() in a task", "[reliability][crash]") {
     auto method = GENERATE(from_range(ppt::process_methods));
     crash_cell<call_abort>(method, "abort()", died_abort);
+}
+
+TEST_CASE("crash matrix with deep dispatch: the jobs sent ahead to the dead worker are requeued, not failed",
+          "[reliability][crash][prefetch]") {
+    auto method = GENERATE(start_method::spawn, start_method::fork);
+    crash_cell<call_abort>(method, "abort(), 4 jobs sent ahead", {SIGABRT, -1, false}, 1, 16);
+    crash_cell<kill_self>(method, "SIGKILL, 4 jobs sent ahead", {SIGKILL, -1, false}, 1, 16);
 }
 
 TEST_CASE("crash matrix: raise(SIGSEGV) in a task", "[reliability][crash]") {
@@ -853,8 +867,10 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
 namespace rel_t {
 
 /// A task that blocks forever runs over `timeout`; the tasks behind it run in the replacement.
-void timeout_case(start_method method, bool pool_default) {
-    INFO("start method: " << ppt::name(method) << (pool_default ? ", pool default" : ", per-task override"));
+/// With `prefetch`, the tasks behind it are sent ahead to the worker that is killed.
+void timeout_case(start_method method, bool pool_default, std::size_t prefetch = 0) {
+    INFO("start method: " << ppt::name(method) << (pool_default ? ", pool default" : ", per-task override")
+                          << ", prefetch " << prefetch);
     ppt::temp_dir dir;
     const auto log = dir.file("executions");
     scenario_row row{pool_default ? "timeout (pool's task_timeout)" : "timeout (submit_with override)", method,
@@ -869,7 +885,8 @@ void timeout_case(start_method method, bool pool_default) {
         procpool::pool p{{.workers = 1,
                           .start = method,
                           .task_timeout = pool_default ? std::chrono::milliseconds(100) : generous.timeout,
-                          .on_worker_lost = losses.callback()}};
+                          .on_worker_lost = losses.callback(),
+                          .prefetch = prefetch}};
         const long worker = p.worker_pids().at(0);
         auto f = pool_default ? p.submit<hang>(0) : p.submit_with<hang>({.timeout = 100ms}, 0);
         std::vector<procpool::future<std::pair<int, long>>> queued;
@@ -922,6 +939,12 @@ TEST_CASE("timeouts: a submit_with timeout overrides the pool's and fails only t
     timeout_case(method, false);
 }
 
+TEST_CASE("timeouts with deep dispatch: only the running task fails, the jobs sent ahead run in the replacement",
+          "[reliability][timeout][prefetch]") {
+    auto method = GENERATE(start_method::spawn, start_method::fork);
+    timeout_case(method, true, 16);
+}
+
 // =====================================================================================================================
 // 3. Retries
 // =====================================================================================================================
@@ -967,6 +990,30 @@ TEST_CASE("retries: a task that always kills its worker fails after max_retries 
     CHECK(after.fds == row.before.fds);
     CHECK(after.processes == row.before.processes);
     row.write("faults");
+}
+
+TEST_CASE("retries with deep dispatch: the crashed task runs again, the jobs sent ahead run exactly once",
+          "[reliability][retries][prefetch]") {
+    auto method = GENERATE(start_method::spawn, start_method::fork);
+    INFO("start method: " << ppt::name(method));
+    ppt::temp_dir dir;
+    const auto log = dir.file("executions");
+    constexpr int behind = 8;
+    loss_log losses;
+    {
+        procpool::pool p{{.workers = 1, .start = method, .max_retries = 1, .on_worker_lost = losses.callback(),
+                          .prefetch = 32}};
+        auto f = p.submit<crash_first_time>(dir.file("marker"));
+        auto queued = submit_tracked(p, 0, behind, log); // all sent ahead to the worker that dies
+        CHECK(f.get() == 42);
+        std::set<long> pids;
+        CHECK(collect_tracked(queued, 0, pids) == behind);
+        REQUIRE(losses.events.size() == 1);
+        CHECK(losses.events.front().task == "rel_t::crash_first_time");
+    }
+    auto [lost, duplicates] = lost_and_duplicates(log, behind);
+    CHECK(lost == 0);
+    CHECK(duplicates == 0);
 }
 
 TEST_CASE("retries: a task that crashes only on its first attempt succeeds with retries and fails without",

@@ -322,8 +322,13 @@ public:
     void write_bytes(const void* data, std::size_t n) {
         if (n == 0) return;
         auto old = out_->size();
-        out_->resize(old + n);
-        std::memcpy(out_->data() + old, data, n);
+        if (n <= 64) { // a field: resize + memcpy is cheaper than a range insert
+            out_->resize(old + n);
+            std::memcpy(out_->data() + old, data, n);
+        } else { // a block: one pass (resize would zero-fill it first)
+            auto p = static_cast<const std::byte*>(data);
+            out_->insert(out_->end(), p, p + n);
+        }
     }
 
     [[nodiscard]] std::vector<std::byte>& buffer() noexcept { return *out_; }
@@ -365,6 +370,12 @@ public:
     void read_bytes(void* dst, std::size_t n, const char* what = "raw bytes") {
         if (n > remaining()) fail(what, n);
         if (n) std::memcpy(dst, in_.data() + pos_, n);
+        pos_ += n;
+    }
+
+    /// Skips `n` bytes, or fails if fewer remain.
+    void skip(std::size_t n, const char* what = "raw bytes") {
+        if (n > remaining()) fail(what, n);
         pos_ += n;
     }
 
@@ -648,7 +659,14 @@ T reader::read() {
         using E = typename U::value_type;
         auto n = read_count<E>();
         U out;
-        if constexpr (detail::memcpy_sequence<E> && (k == kind::string || detail::is_spec_v<U, std::vector>)) {
+        if constexpr (detail::memcpy_sequence<E> && sizeof(E) == 1 &&
+                      (k == kind::string || detail::is_spec_v<U, std::vector>)) {
+            // One pass: resize would zero-fill first (for 64 MiB that is most of the cost).
+            if (n > remaining()) fail("sequence elements", n);
+            auto first = reinterpret_cast<const E*>(in_.data() + pos_);
+            out.assign(first, first + n);
+            pos_ += n;
+        } else if constexpr (detail::memcpy_sequence<E> && (k == kind::string || detail::is_spec_v<U, std::vector>)) {
             out.resize(n);
             read_bytes(out.data(), n * sizeof(E), "sequence elements");
         } else {

@@ -107,7 +107,7 @@ struct value_state final : state_base {
 template <class T>
 struct batch_state final : state_base {
     std::vector<std::optional<stored_t<T>>> values;
-    std::vector<std::exception_ptr> errors;
+    std::vector<std::exception_ptr> errors; // empty until an item fails (no per-item cost otherwise), then one per item
     std::size_t first_index = 0; // position of this chunk's first item in the input
     void deliver(reader& r) override {
         auto n = r.read<std::uint64_t>();
@@ -120,6 +120,7 @@ struct batch_state final : state_base {
                 if constexpr (std::is_void_v<T>) values[i].emplace();
                 else values[i].emplace(r.read<T>());
             } else {
+                if (errors.empty()) errors.resize(values.size());
                 errors[i] = exception_from_record(r.read<exception_record>());
             }
         }

@@ -14,6 +14,7 @@
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <iterator>
@@ -134,6 +135,19 @@ void encode_call(std::vector<std::byte>& out, Args&&... args) {
                                                             std::forward<Args>(args)...);
 }
 
+/// Bytes of an argument's contiguous contents (strings, vectors of bytes or numbers; 0 for other types): sizes the
+/// frame of a large call before encoding.
+template <class A>
+std::size_t contents_bytes(const A& a) {
+    using T = std::remove_cvref_t<A>;
+    if constexpr (is_spec_v<T, std::basic_string> || is_spec_v<T, std::vector>) {
+        if constexpr (memcpy_sequence<typename T::value_type>) return a.size() * sizeof(typename T::value_type);
+        else return 0;
+    } else {
+        return 0;
+    }
+}
+
 /// Encodes one element of a map input: the single argument, or a tuple of arguments (starmap).
 template <auto Task, class E>
 void encode_item(std::vector<std::byte>& out, E&& e) {
@@ -169,7 +183,7 @@ public:
     void submit(job j) {
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         j.state->owner = weak_from_this();
-        reader r(std::span(j.frame).subspan(frame_header_size));
+        reader r(std::span<const std::byte>(j.frame).subspan(frame_header_size));
         auto type = static_cast<frame_type>(j.frame[4]);
         (void)r.read<std::uint64_t>();
         auto name = r.read<std::string>();
@@ -177,9 +191,11 @@ public:
         if (type == frame_type::task) {
             run_call(name, std::span(j.frame).subspan(frame_header_size + r.offset()), out);
         } else {
-            auto items = r.read<std::vector<std::vector<std::byte>>>();
-            writer(out).write(static_cast<std::uint64_t>(items.size()));
-            for (const auto& item : items) run_call(name, item, out);
+            auto payload = std::span<const std::byte>(j.frame).subspan(frame_header_size);
+            batch_items items(r);
+            const task_entry* entry = registry::instance().find(name);
+            writer(out).write(items.size());
+            items.for_each(payload, [&](std::span<const std::byte> item) { run_call(entry, name, item, out); });
         }
         j.state->deliver_payload(out);
     }
@@ -269,7 +285,8 @@ public:
 
     /// Applies `Task` to every element of `inputs` (a tuple element is unpacked into several arguments) and
     /// returns the results in input order. Elements are sent in chunks of `chunksize` (0: about four chunks
-    /// per worker). \throws the first failure in input order, after every chunk ran.
+    /// per worker, at most 16384 elements each), each as soon as it is encoded: an element that cannot be encoded
+    /// throws, and the chunks before it still run. \throws the first failure in input order, after every chunk ran.
     template <auto Task, std::ranges::input_range Range>
     auto map(Range&& inputs, std::size_t chunksize = 0);
 
@@ -369,7 +386,7 @@ private:
             chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(i));
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t k = 0; k < c->values.size(); ++k) {
-                if (c->errors[k]) pending_.emplace_back(c->errors[k]);
+                if (!c->errors.empty() && c->errors[k]) pending_.emplace_back(c->errors[k]);
                 else pending_.emplace_back(std::move(*c->values[k]));
             }
         }
@@ -418,7 +435,7 @@ inline pool::~pool() {
 }
 
 inline void pool::check_owner() const {
-    if (platform::current_pid() != owner_)
+    if (platform::cached_pid() != owner_) // runs on every submit: no system call
         throw error("procpool: this pool belongs to process " + std::to_string(owner_) +
                     "; a forked worker cannot use its parent's pool. Construct a pool inside the task instead "
                     "(nested pools are supported).");
@@ -446,6 +463,11 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
     detail::job j{st, {}, o.timeout.count(), {}, capture_contexts()};
+    if (std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0}); proc_ && big >= detail::large_buffer_bytes) {
+        big += st->task.size() + 64; // header, id, name
+        j.frame = proc_->take_frame_buffer(big); // touched pages: the copy without the page faults
+        j.frame.reserve(big);                    // else the same size, so that this frame can be taken next time
+    }
     detail::begin_frame(j.frame);
     writer w(j.frame);
     w.write(st->id);
@@ -481,40 +503,54 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
                                                                                              std::size_t chunksize) {
     static_assert(detail::check_task<Task>());
     using R = task_result_t<Task>;
-    // Encode every item first: a bad argument fails here, before anything was sent.
-    std::vector<std::vector<std::byte>> items;
-    if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(inputs));
-    for (auto&& e : inputs) {
-        items.emplace_back();
-        detail::encode_item<Task>(items.back(), std::forward<decltype(e)>(e));
+    if constexpr (!std::ranges::forward_range<Range> && !std::ranges::sized_range<Range>) {
+        // A single-pass range of unknown length: take its elements first, to size the chunks.
+        std::vector<std::ranges::range_value_t<Range>> all;
+        for (auto&& e : inputs) all.push_back(std::forward<decltype(e)>(e));
+        return submit_chunks<Task>(all, chunksize);
+    } else {
+        std::size_t total = 0;
+        if constexpr (std::ranges::sized_range<Range>) total = static_cast<std::size_t>(std::ranges::size(inputs));
+        else total = static_cast<std::size_t>(std::ranges::distance(inputs));
+        if (chunksize == 0) {
+            // As Python's Pool.map: about four chunks per worker; at most 16384 items each, so that the first
+            // chunk leaves early and the workers start while the rest is encoded.
+            std::size_t parts = std::max<std::size_t>(1, size()) * 4;
+            chunksize = std::clamp<std::size_t>(total / parts + (total % parts ? 1 : 0), 1, 16384);
+        }
+        std::vector<std::shared_ptr<detail::batch_state<R>>> chunks;
+        chunks.reserve(total / chunksize + 1);
+        auto it = std::ranges::begin(inputs);
+        // Items are encoded straight into their chunk's frame, each as a length-prefixed blob, and a chunk is
+        // sent as soon as it is complete. An item that cannot be encoded throws here; chunks sent before it run.
+        for (std::size_t first = 0; first < total; first += chunksize) {
+            std::size_t n = std::min(chunksize, total - first);
+            auto st = std::make_shared<detail::batch_state<R>>();
+            st->id = next_id_++;
+            st->task = std::string(task_traits<Task>::name);
+            st->first_index = first;
+            st->values.resize(n);
+            detail::job j{st, {}, 0, {}, capture_contexts()};
+            detail::begin_frame(j.frame);
+            j.frame.reserve(64 + st->task.size() + n * 16);
+            writer w(j.frame);
+            w.write(st->id);
+            w.write(st->task);
+            w.write(static_cast<std::uint64_t>(n));
+            for (std::size_t k = 0; k < n; ++k, ++it) {
+                auto at = j.frame.size();
+                w.write(std::uint64_t{0}); // the length, known once the item is encoded
+                decltype(auto) e = *it;
+                detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
+                auto len = static_cast<std::uint64_t>(j.frame.size() - at - 8);
+                for (std::size_t b = 0; b < 8; ++b) j.frame[at + b] = static_cast<std::byte>((len >> (8 * b)) & 0xff);
+            }
+            detail::finish_frame(j.frame, detail::frame_type::batch);
+            enqueue(std::move(j));
+            chunks.push_back(std::move(st));
+        }
+        return chunks;
     }
-    if (chunksize == 0) {
-        // As Python's Pool.map: about four chunks per worker.
-        std::size_t parts = std::max<std::size_t>(1, size()) * 4;
-        chunksize = items.size() / parts + (items.size() % parts ? 1 : 0);
-        if (chunksize == 0) chunksize = 1;
-    }
-    std::vector<std::shared_ptr<detail::batch_state<R>>> chunks;
-    for (std::size_t first = 0; first < items.size(); first += chunksize) {
-        std::size_t n = std::min(chunksize, items.size() - first);
-        auto st = std::make_shared<detail::batch_state<R>>();
-        st->id = next_id_++;
-        st->task = std::string(task_traits<Task>::name);
-        st->first_index = first;
-        st->values.resize(n);
-        st->errors.resize(n);
-        detail::job j{st, {}, 0, {}, capture_contexts()};
-        detail::begin_frame(j.frame);
-        writer w(j.frame);
-        w.write(st->id);
-        w.write(st->task);
-        w.write(static_cast<std::uint64_t>(n));
-        for (std::size_t i = first; i < first + n; ++i) w.write(items[i]);
-        detail::finish_frame(j.frame, detail::frame_type::batch);
-        enqueue(std::move(j));
-        chunks.push_back(std::move(st));
-    }
-    return chunks;
 }
 
 template <auto Task, std::ranges::input_range Range>
@@ -535,7 +571,7 @@ auto pool::map(Range&& inputs, std::size_t chunksize) {
         for (auto& c : chunks) {
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t i = 0; i < c->values.size(); ++i) {
-                if (c->errors[i]) std::rethrow_exception(c->errors[i]);
+                if (!c->errors.empty() && c->errors[i]) std::rethrow_exception(c->errors[i]);
                 out.push_back(std::move(*c->values[i]));
             }
         }

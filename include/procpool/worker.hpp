@@ -68,34 +68,105 @@ inline bool& serving_flag() {
     return serving;
 }
 
-/// Blocking frame I/O on the worker's side of the channel.
+/// A worker frees buffers above this size once their frame is handled (an idle worker keeps none).
+inline constexpr std::size_t large_buffer_bytes = std::size_t{1} << 20;
+
+/// Blocking frame I/O on the worker's side of the channel. Reads into a 64 KiB buffer and cuts frames out of it:
+/// one system call brings a small frame's header and payload, or many frames when the pool sends ahead.
 class worker_channel {
 public:
     explicit worker_channel(platform::native_handle fd) : fd_(fd) {}
+    worker_channel(const worker_channel&) = delete;
+    worker_channel& operator=(const worker_channel&) = delete;
+    ~worker_channel() { std::free(large_); }
     [[nodiscard]] platform::native_handle handle() const noexcept { return fd_; }
 
-    bool send(const std::vector<std::byte>& frame) { return platform::write_all(fd_, frame.data(), frame.size()); }
+    bool send(std::span<const std::byte> frame) { return platform::write_all(fd_, frame.data(), frame.size()); }
 
-    /// Next frame; false on end of stream. \throws protocol_error on a corrupt header.
-    bool receive(frame_type& type, std::vector<std::byte>& payload) {
-        std::byte h[frame_header_size];
-        if (!platform::read_all(fd_, h, sizeof h)) return false;
-        auto head = parse_frame_head(h, PROCPOOL_MAX_FRAME_BYTES);
-        type = head.type;
-        // Grow with the bytes that arrive, not to the length the header claims: a corrupt header claiming 4 GiB
-        // ends at end of stream without 4 GiB allocated first (the capacity kept from earlier frames is reused).
-        payload.clear();
-        while (payload.size() < head.length) {
-            auto have = payload.size();
-            auto n = std::min<std::size_t>(head.length - have, std::size_t{1} << 20);
-            payload.resize(have + n);
-            if (!platform::read_all(fd_, payload.data() + have, n)) return false;
+    /// Next frame; false on end of stream. `payload` stays valid until the next receive.
+    /// \throws protocol_error on a corrupt header.
+    bool receive(frame_type& type, std::span<const std::byte>& payload) {
+        if (buf_.empty()) buf_.resize(buffer_bytes);
+        if (large_capacity_ > large_buffer_bytes && start_ == end_) {
+            // A large buffer is kept only while large frames keep coming (a call with a large argument right
+            // after another reuses touched pages): an idle worker gives it back after large_idle_ms.
+            std::vector<platform::poll_item> item{{fd_, false}};
+            platform::wait_any(item, large_idle_ms);
+            if (!item[0].readable && !item[0].hangup) release_large();
         }
+        while (end_ - start_ < frame_header_size)
+            if (!fill()) return false;
+        auto head = parse_frame_head(buf_.data() + start_, PROCPOOL_MAX_FRAME_BYTES);
+        type = head.type;
+        if (frame_header_size + head.length <= buffer_bytes) {
+            release_large(); // the next frame is small: the large buffer goes before it is handled
+            while (end_ - start_ < frame_header_size + head.length)
+                if (!fill()) return false;
+            payload = std::span<const std::byte>(buf_.data() + start_ + frame_header_size, head.length);
+            start_ += frame_header_size + head.length;
+            return true;
+        }
+        // A large frame goes to its own buffer, which grows with the bytes that arrive, not to the length the
+        // header claims: a corrupt header claiming 4 GiB ends at end of stream without 4 GiB allocated first.
+        start_ += frame_header_size;
+        large_size_ = std::min(end_ - start_, head.length);
+        grow_large(large_size_);
+        if (large_size_) std::memcpy(large_, buf_.data() + start_, large_size_);
+        start_ += large_size_;
+        while (large_size_ < head.length) {
+            auto n = std::min<std::size_t>(head.length - large_size_, std::max(large_size_, std::size_t{1} << 20));
+            grow_large(large_size_ + n);
+            if (!platform::read_all(fd_, large_ + large_size_, n)) return false;
+            large_size_ += n;
+        }
+        payload = std::span<const std::byte>(large_, large_size_);
         return true;
     }
 
+    /// Frees the buffer of large frames if it is over large_buffer_bytes: an idle worker keeps no copy of its
+    /// largest input.
+    void release_large() noexcept {
+        large_size_ = 0;
+        if (large_capacity_ <= large_buffer_bytes) return;
+        std::free(large_);
+        large_ = nullptr;
+        large_size_ = large_capacity_ = 0;
+    }
+
+    static constexpr std::size_t buffer_bytes = 64 * 1024;
+    static constexpr int large_idle_ms = 50;
+
 private:
+    /// Reads what the parent has sent, at least one byte, making room in the buffer first.
+    bool fill() {
+        if (start_ == end_) start_ = end_ = 0;
+        else if (start_ > 0 && buf_.size() - end_ < frame_header_size + 4096) {
+            std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+            end_ -= start_;
+            start_ = 0;
+        }
+        auto n = platform::read_some_blocking(fd_, buf_.data() + end_, buf_.size() - end_);
+        if (n <= 0) return false;
+        end_ += static_cast<std::size_t>(n);
+        return true;
+    }
+
+    // malloc/realloc rather than a vector: a large buffer grows without a copy (mremap) and without zero-filling.
+    void grow_large(std::size_t bytes) {
+        if (bytes <= large_capacity_) return;
+        auto cap = std::max(bytes, std::min<std::size_t>(large_capacity_ * 2, bytes + (std::size_t{1} << 20)));
+        cap = std::max(cap, std::size_t{1} << 16);
+        auto* p = static_cast<std::byte*>(std::realloc(large_, cap));
+        if (!p) throw std::bad_alloc();
+        large_ = p;
+        large_capacity_ = cap;
+    }
+
     platform::native_handle fd_;
+    std::vector<std::byte> buf_;
+    std::size_t start_ = 0, end_ = 0;
+    std::byte* large_ = nullptr;
+    std::size_t large_size_ = 0, large_capacity_ = 0;
 };
 
 inline exception_record unknown_task_record(std::string_view name) {
@@ -114,12 +185,12 @@ inline exception_record unknown_task_record(std::string_view name) {
     return r;
 }
 
-/// Runs one call, writing ok + value (or the exception) to `out`. Exceptions thrown while encoding the
-/// result are caught too: the partial value is dropped.
-inline void run_call(std::string_view name, std::span<const std::byte> args, std::vector<std::byte>& out) {
+/// Runs one call of `entry` (null: no task `name`), writing ok + value (or the exception) to `out`. Exceptions
+/// thrown while encoding the result are caught too: the partial value is dropped.
+inline void run_call(const task_entry* entry, std::string_view name, std::span<const std::byte> args,
+                     std::vector<std::byte>& out) {
     auto mark = out.size();
     writer w(out);
-    const task_entry* entry = registry::instance().find(name);
     try {
         if (!entry) throw unknown_task(unknown_task_record(name).what);
         w.write(true);
@@ -133,6 +204,45 @@ inline void run_call(std::string_view name, std::span<const std::byte> args, std
         w.write(rec);
     }
 }
+
+inline void run_call(std::string_view name, std::span<const std::byte> args, std::vector<std::byte>& out) {
+    run_call(registry::instance().find(name), name, args, out);
+}
+
+/// The item blobs of a batch frame (u64 count, then count times u64 length + bytes), checked whole before any
+/// item runs. \throws protocol_error when they do not fit the frame.
+class batch_items {
+public:
+    explicit batch_items(reader& r) : count_(r.read<std::uint64_t>()), base_(r.offset()) {
+        // Walk the lengths once: a corrupt chunk fails before any item runs, as a decoded vector would.
+        reader scan = r;
+        for (std::uint64_t i = 0; i < count_; ++i) {
+            auto len = scan.read<std::uint64_t>();
+            if (len > scan.remaining())
+                throw protocol_error("procpool: corrupt batch: item " + std::to_string(i) + " of " +
+                                         std::to_string(len) + " bytes at byte offset " + std::to_string(scan.offset()) +
+                                         " exceeds the " + std::to_string(scan.remaining()) + " bytes left",
+                                     scan.offset());
+            scan.skip(static_cast<std::size_t>(len));
+        }
+        r = scan;
+    }
+    [[nodiscard]] std::uint64_t size() const noexcept { return count_; }
+    /// Calls f(span) for every item, in order.
+    template <class F>
+    void for_each(std::span<const std::byte> payload, F&& f) const {
+        reader r(payload.subspan(base_));
+        for (std::uint64_t i = 0; i < count_; ++i) {
+            auto len = static_cast<std::size_t>(r.read<std::uint64_t>());
+            f(payload.subspan(base_ + r.offset(), len));
+            r.skip(len);
+        }
+    }
+
+private:
+    std::uint64_t count_;
+    std::size_t base_;
+};
 
 /// Runs an initializer or finalizer; returns the exception it threw, if any.
 inline std::optional<exception_record> run_hook(const task_call& call) {
@@ -158,7 +268,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
         if (!ch.send(make_frame(frame_type::hello, hello))) return 0;
 
         frame_type type{};
-        std::vector<std::byte> payload;
+        std::span<const std::byte> payload;
         if (!ch.receive(type, payload)) return 0; // refused by the parent, or the parent is gone
         if (type != frame_type::setup)
             throw protocol_error(std::string("procpool: expected setup, got ") + frame_type_name(type), 0);
@@ -185,7 +295,8 @@ inline int serve_channel(platform::native_handle fd) noexcept {
         std::optional<exception_record> context_failure; // fails the next task instead of running it
         // Runs one task or chunk with the context failure and the leak audit around it. The outcome(s) are
         // appended to `out` after the header `head` wrote.
-        auto run_job = [&](const std::string& name, auto&& head, auto&& body, frame_type result_type) -> bool {
+        auto run_job = [&](const task_entry* entry, const std::string& name, auto&& head, auto&& body,
+                           frame_type result_type) -> bool {
             begin_frame(out);
             writer w(out);
             head(w);
@@ -197,10 +308,10 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 });
                 context_failure.reset();
             } else if (audit == leak_policy::off || contexts.empty()) {
-                body([&](std::span<const std::byte> args, std::vector<std::byte>& o) { run_call(name, args, o); });
+                body([&](std::span<const std::byte> args, std::vector<std::byte>& o) { run_call(entry, name, args, o); });
             } else {
                 auto before = contexts.capture();
-                body([&](std::span<const std::byte> args, std::vector<std::byte>& o) { run_call(name, args, o); });
+                body([&](std::span<const std::byte> args, std::vector<std::byte>& o) { run_call(entry, name, args, o); });
                 auto changed = changed_contexts(before, contexts.capture());
                 if (!changed.empty()) {
                     if (!ch.send(make_frame(frame_type::leak, leak_msg{name, changed}))) return false;
@@ -221,7 +332,11 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 }
             }
             finish_frame(out, result_type);
-            return ch.send(out);
+            // Sent at once, never held back for the next task: if that one crashes or times out, the parent must
+            // know this one finished (it fails only the job at the front of the worker's queue).
+            bool sent = ch.send(out);
+            if (out.capacity() > large_buffer_bytes) std::vector<std::byte>().swap(out); // keep no large buffer idle
+            return sent;
         };
         for (;;) {
             if (!ch.receive(type, payload)) return 0; // parent gone: exit without the finalizer
@@ -246,9 +361,9 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 reader r(payload);
                 auto id = r.read<std::uint64_t>();
                 auto name = r.read<std::string>();
-                auto args = std::span(payload).subspan(r.offset());
+                auto args = payload.subspan(r.offset());
                 if (!run_job(
-                        name, [&](writer& w) { w.write(id); },
+                        registry::instance().find(name), name, [&](writer& w) { w.write(id); },
                         [&](auto&& call) { call(args, out); }, frame_type::result))
                     return 0;
                 break;
@@ -257,16 +372,14 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 reader r(payload);
                 auto id = r.read<std::uint64_t>();
                 auto name = r.read<std::string>();
-                auto items = r.read<std::vector<std::vector<std::byte>>>();
+                batch_items items(r);
                 if (!run_job(
-                        name,
+                        registry::instance().find(name), name, // looked up once per chunk
                         [&](writer& w) {
                             w.write(id);
-                            w.write(static_cast<std::uint64_t>(items.size()));
+                            w.write(items.size());
                         },
-                        [&](auto&& call) {
-                            for (const auto& item : items) call(item, out);
-                        },
+                        [&](auto&& call) { items.for_each(payload, [&](std::span<const std::byte> item) { call(item, out); }); },
                         frame_type::batch_result))
                     return 0;
                 break;

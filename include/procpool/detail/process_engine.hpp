@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -29,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -93,6 +95,10 @@ struct pool_options {
     /// Re-read every context after each task in the worker and report a task that changed one: off (default),
     /// log, retire the worker, or fail the task with state_leak. Not applied with start_method::in_process.
     leak_policy leak_audit = leak_policy::off;
+    /// How many jobs a worker may hold at once (running + sent ahead); 0, the default, adapts it per worker to
+    /// about 1 ms of work: 2 for long tasks (load balancing), up to 128 for tiny ones (no idle gaps, fewer
+    /// system calls). Jobs sent ahead can no longer be cancelled. With leak_audit on, always 1.
+    std::size_t prefetch = 0;
 };
 
 /// Per-task options for pool::submit_with.
@@ -112,6 +118,18 @@ struct job {
     std::shared_ptr<const context_snapshot> contexts{}; // the parent's contexts when it was submitted
 };
 
+/// Bytes waiting for a worker's socket. Small frames are copied together (one send for many); a large job frame
+/// is borrowed from its job, which stays in `inflight` (its frame alive) at least until its result arrives.
+struct out_segment {
+    std::vector<std::byte> owned;
+    std::span<const std::byte> borrowed; // empty: the bytes are `owned`
+    std::size_t pos = 0;                 // bytes already written
+    [[nodiscard]] bool is_borrowed() const noexcept { return borrowed.data() != nullptr; }
+    [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
+        return is_borrowed() ? borrowed : std::span<const std::byte>(owned);
+    }
+};
+
 struct worker_slot {
     enum class phase { hello, setup, ready, retiring, closed };
     platform::pid_type pid = 0;
@@ -120,9 +138,12 @@ struct worker_slot {
     phase state = phase::hello;
     bool from_template = false;
     frame_reader in;
-    std::vector<std::byte> out;
-    std::size_t out_pos = 0;
+    std::deque<out_segment> out;
+    std::vector<std::byte> spare;  // capacity of a written segment, for the next one
+    bool unflushed = false;        // dispatch appended to `out` this round
     std::deque<job> inflight; // front: running; the rest: sent ahead, not started
+    std::chrono::steady_clock::time_point busy_since{}; // when the front job started (as far as the parent knows)
+    double task_us = 0;       // moving average of its job times; 0: none yet
     std::size_t assigned = 0;
     std::int64_t started_ms = 0;
     std::int64_t deadline_ms = 0; // when the running job times out; 0: no limit
@@ -245,6 +266,7 @@ public:
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         while (live_count() > 0 && std::chrono::steady_clock::now() < deadline) drive_once(lk, deadline);
         shut_down_ = true;
+        std::vector<std::byte>().swap(spare_frame_);
         fail_everything(std::make_exception_ptr(pool_closed("procpool: the pool was shut down")));
         lk.unlock();
         close_all();
@@ -256,6 +278,17 @@ public:
         for (auto& w : slots_)
             if (w->state != worker_slot::phase::closed) out.push_back(w->pid);
         return out;
+    }
+
+    /// A buffer of at least `bytes` capacity whose pages are already touched (a finished large frame), or an empty
+    /// one: encoding 64 MiB into fresh pages costs several times the copy itself.
+    [[nodiscard]] std::vector<std::byte> take_frame_buffer(std::size_t bytes) {
+        std::lock_guard lk(m_);
+        if (spare_frame_.capacity() < bytes) return {};
+        std::vector<std::byte> b;
+        b.swap(spare_frame_);
+        b.clear();
+        return b;
     }
 
     [[nodiscard]] platform::pid_type owner() const noexcept { return owner_; }
@@ -411,11 +444,13 @@ private:
             ~reset() { release(); }
         } guard{this};
         dispatch();
-        std::vector<platform::poll_item> items;
-        std::vector<worker_slot*> who;
+        auto& items = poll_items_; // reused: this runs once per wait
+        auto& who = poll_slots_;
+        items.clear();
+        who.clear();
         for (auto& w : slots_) {
             if (w->state == worker_slot::phase::closed) continue;
-            items.push_back({w->fd, w->out_pos < w->out.size()});
+            items.push_back({w->fd, !w->out.empty()});
             who.push_back(w.get());
         }
         items.push_back({wake_r_, false});
@@ -557,32 +592,65 @@ private:
         }
     }
 
+    static constexpr std::size_t max_spare_frame = std::size_t{1} << 30;
+
+    /// Keeps the largest finished job frame (up to 1 GiB) for take_frame_buffer. Lock held.
+    void recycle_frame(std::vector<std::byte>&& f) {
+        if (shut_down_ || f.capacity() > max_spare_frame || f.capacity() <= spare_frame_.capacity()) return;
+        spare_frame_ = std::move(f);
+    }
+
     // ---- channel I/O ----------------------------------------------------------------------------------------
-    void flush(worker_slot& w) {
-        while (w.out_pos < w.out.size()) {
-            auto n = platform::write_some(w.fd, w.out.data() + w.out_pos, w.out.size() - w.out_pos);
-            if (n < 0) return; // the reader side reports the death
-            if (n == 0) return;
-            w.out_pos += static_cast<std::size_t>(n);
+    static constexpr std::size_t borrow_bytes = 64 * 1024;  // job frames from this size are written in place
+    static constexpr std::size_t spare_bytes = 256 * 1024;  // larger output buffers are not kept
+
+    /// Queues `frame` for `w`; `borrow`: a job's frame, which outlives its bytes in `out` (see out_segment).
+    static void append(worker_slot& w, std::span<const std::byte> frame, bool borrow) {
+        if (borrow && frame.size() >= borrow_bytes) {
+            w.out.push_back(out_segment{{}, frame, 0});
+            return;
         }
-        w.out.clear();
-        w.out_pos = 0;
+        if (w.out.empty() || w.out.back().is_borrowed()) {
+            w.out.emplace_back();
+            w.out.back().owned = std::move(w.spare);
+            w.spare.clear();
+        }
+        auto& o = w.out.back().owned;
+        o.insert(o.end(), frame.begin(), frame.end());
+    }
+
+    /// Writes what the socket takes of `w`'s output.
+    static void flush(worker_slot& w) {
+        while (!w.out.empty()) {
+            auto& seg = w.out.front();
+            auto bytes = seg.bytes();
+            while (seg.pos < bytes.size()) {
+                auto n = platform::write_some(w.fd, bytes.data() + seg.pos, bytes.size() - seg.pos);
+                if (n <= 0) return; // full (poll reports writable), or gone (the reader side reports the death)
+                seg.pos += static_cast<std::size_t>(n);
+            }
+            if (!seg.is_borrowed() && seg.owned.capacity() <= spare_bytes) {
+                seg.owned.clear();
+                w.spare = std::move(seg.owned);
+            }
+            w.out.pop_front();
+        }
+    }
+
+    /// Copies borrowed bytes still unwritten into `w`'s own buffers: their job is about to go away (`frame`
+    /// only, or every job when null).
+    static void own_output(worker_slot& w, const std::byte* frame = nullptr) {
+        for (auto& seg : w.out) {
+            if (!seg.is_borrowed() || (frame && seg.borrowed.data() != frame)) continue;
+            auto rest = seg.borrowed.subspan(seg.pos);
+            seg.owned.assign(rest.begin(), rest.end());
+            seg.borrowed = {};
+            seg.pos = 0;
+        }
     }
 
     void send(worker_slot& w, const std::vector<std::byte>& frame) {
-        if (w.out.empty()) {
-            // Write straight from the frame; keep only what the socket did not take.
-            std::size_t done = 0;
-            while (done < frame.size()) {
-                auto n = platform::write_some(w.fd, frame.data() + done, frame.size() - done);
-                if (n <= 0) break;
-                done += static_cast<std::size_t>(n);
-            }
-            if (done < frame.size()) w.out.assign(frame.begin() + static_cast<std::ptrdiff_t>(done), frame.end());
-            w.out_pos = 0;
-            return;
-        }
-        w.out.insert(w.out.end(), frame.begin(), frame.end());
+        append(w, frame, false);
         flush(w);
     }
 
@@ -612,6 +680,7 @@ private:
                 return;
             }
             if (n == 0) return;
+            if (static_cast<std::size_t>(n) < space.size()) return; // drained: no second recv to learn it
             if (static_cast<std::size_t>(n) >= budget) return;
             budget -= static_cast<std::size_t>(n);
         }
@@ -679,6 +748,16 @@ private:
                                          std::to_string(front.state->id),
                                      0);
             front.state->deliver_payload(payload.subspan(r.offset()));
+            if (front.frame.size() >= borrow_bytes) {
+                own_output(w, front.frame.data()); // answered before it was all sent: a broken worker, but no dangling
+                recycle_frame(std::move(front.frame));
+            }
+            {
+                auto now = std::chrono::steady_clock::now();
+                double us = std::chrono::duration<double, std::micro>(now - w.busy_since).count();
+                w.task_us = w.task_us <= 0 ? us : w.task_us + (us - w.task_us) / 8;
+                w.busy_since = now; // the next job started when this one ended
+            }
             w.inflight.pop_front();
             arm(w);
             cv_.notify_all();
@@ -723,41 +802,76 @@ private:
     }
 
     // ---- dispatch ---------------------------------------------------------------------------------------------
-    static constexpr std::size_t depth = 2; // one running, one waiting in the socket: no idle gap between tasks
+    /// How many jobs `w` may hold: about 1 ms of work, from its recent job times (2 until it has one).
+    [[nodiscard]] std::size_t depth(const worker_slot& w) const noexcept {
+        // With the leak audit on, one job at a time: a job sent ahead would run before the audit's verdict on the
+        // one before it arrives (contexts re-sent, worker retired), in the polluted worker.
+        if (opts_.leak_audit != leak_policy::off) return 1;
+        if (opts_.prefetch) return opts_.prefetch;
+        if (w.task_us <= 0) return 2;
+        return static_cast<std::size_t>(std::clamp(std::ceil(1000.0 / w.task_us), 2.0, 128.0));
+    }
+
+    /// Whether `w` takes another job now.
+    [[nodiscard]] bool takes_job(const worker_slot& w) const noexcept {
+        return w.state == worker_slot::phase::ready && !w.over_memory &&
+               !(opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker) && w.inflight.size() < depth(w);
+    }
 
     void dispatch() {
         if (queue_.empty()) return;
-        // With the leak audit on, one job per worker at a time: a job sent ahead would run before the audit's
-        // verdict on the one before it arrives (contexts re-sent, worker retired), in the polluted worker.
-        const int rounds = opts_.leak_audit == leak_policy::off ? 2 : 1;
-        for (int round = 0; round < rounds && !queue_.empty(); ++round) {
-            // First give every idle worker one job, then fill the second slots.
+        // Rounds by in-flight count, from the lowest: the least loaded workers get jobs first. Each round sends
+        // at least one job or jumps to the next count present, so the cost follows what is sent (dispatch runs
+        // on every submit, usually only to find every worker full).
+        constexpr auto none = static_cast<std::size_t>(-1);
+        std::size_t level = none;
+        for (auto& w : slots_)
+            if (takes_job(*w)) level = std::min(level, w->inflight.size());
+        while (level != none && !queue_.empty()) {
+            std::size_t next = none;
+            bool sent = false;
             for (auto& w : slots_) {
                 if (queue_.empty()) break;
-                if (w->state != worker_slot::phase::ready) continue;
-                if (w->inflight.size() > static_cast<std::size_t>(round)) continue;
-                if (opts_.max_tasks_per_worker && w->assigned >= opts_.max_tasks_per_worker) continue;
-                if (w->over_memory) continue;
-                job j = std::move(queue_.front());
-                queue_.pop_front();
-                ++w->assigned;
-                if (plugins().count.load(std::memory_order_acquire) > w->plugins_sent) {
-                    auto all = loaded_plugins();
-                    send(*w, make_frame(frame_type::plugins,
-                                        std::vector<std::string>(all.begin() + static_cast<std::ptrdiff_t>(w->plugins_sent), all.end())));
-                    w->plugins_sent = all.size();
+                if (!takes_job(*w)) continue;
+                if (w->inflight.size() > level) {
+                    next = std::min(next, w->inflight.size());
+                    continue;
                 }
-                if (j.contexts && j.contexts != w->applied) {
-                    auto delta = context_delta(w->applied.get(), *j.contexts);
-                    if (!delta.empty()) send(*w, make_frame(frame_type::context, delta));
-                    w->applied = j.contexts;
-                }
-                send(*w, j.frame);
-                log(log_level::debug, [&] { return "dispatch \"" + j.state->task + "\" to worker pid " + std::to_string(w->pid); });
-                w->inflight.push_back(std::move(j));
-                if (w->inflight.size() == 1) arm(*w);
+                send_job(*w);
+                sent = true;
             }
+            level = sent ? level + 1 : next;
         }
+        for (auto& w : slots_) { // one write per worker for everything this round gave it
+            if (!w->unflushed) continue;
+            w->unflushed = false;
+            flush(*w);
+        }
+    }
+
+    /// Moves the next queued job to `w`'s output (written by the caller's flush).
+    void send_job(worker_slot& w) {
+        job j = std::move(queue_.front());
+        queue_.pop_front();
+        ++w.assigned;
+        if (plugins().count.load(std::memory_order_acquire) > w.plugins_sent) {
+            auto all = loaded_plugins();
+            append(w, make_frame(frame_type::plugins,
+                                 std::vector<std::string>(all.begin() + static_cast<std::ptrdiff_t>(w.plugins_sent), all.end())),
+                   false);
+            w.plugins_sent = all.size();
+        }
+        if (j.contexts && j.contexts != w.applied) {
+            auto delta = context_delta(w.applied.get(), *j.contexts);
+            if (!delta.empty()) append(w, make_frame(frame_type::context, delta), false);
+            w.applied = j.contexts;
+        }
+        append(w, j.frame, true);
+        w.unflushed = true;
+        log(log_level::debug, [&] { return "dispatch \"" + j.state->task + "\" to worker pid " + std::to_string(w.pid); });
+        if (w.inflight.empty()) w.busy_since = std::chrono::steady_clock::now();
+        w.inflight.push_back(std::move(j));
+        if (w.inflight.size() == 1) arm(w);
     }
 
     void retire(worker_slot& w) {
@@ -797,6 +911,7 @@ private:
         using P = worker_slot::phase;
         auto was = w.state;
         w.state = P::closed;
+        w.out.clear(); // unwritten bytes, some borrowed from the jobs requeued below
         release_handle(w.fd);
         platform::close_handle(w.fd);
         w.fd = -1;
@@ -903,6 +1018,7 @@ private:
         for (auto& j : queue_) j.state->fail(e);
         queue_.clear();
         for (auto& w : slots_) {
+            own_output(*w); // the stream stays whole for the retire frame
             for (auto& j : w->inflight) j.state->fail(e);
             w->inflight.clear();
         }
@@ -973,6 +1089,9 @@ private:
     int template_pending_ = 0;
     std::map<platform::pid_type, platform::exit_status> template_exits_;
     std::vector<worker_lost> lost_; // deaths seen in this round, reported after it without the lock
+    std::vector<platform::poll_item> poll_items_;
+    std::vector<worker_slot*> poll_slots_;
+    std::vector<std::byte> spare_frame_; // a large finished job frame, for the next large submit (fresh pages are slow)
 };
 
 } // namespace detail

@@ -7,6 +7,7 @@
 #include <procpool/config.hpp>
 #include <procpool/platform/types.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -23,6 +24,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -50,6 +52,25 @@ namespace platform {
 }
 
 inline pid_type current_pid() noexcept { return static_cast<pid_type>(::getpid()); }
+
+namespace detail_pid {
+inline std::atomic<pid_type>& cache() noexcept {
+    static std::atomic<pid_type> pid{0};
+    return pid;
+}
+extern "C" inline void on_fork_child() { cache().store(0, std::memory_order_relaxed); } // re-read lazily
+} // namespace detail_pid
+
+/// current_pid() without a system call on every use (pool::check_owner runs on every submit). The cache is
+/// cleared in the child of every fork() that runs the pthread_atfork handlers (fork(), posix fork wrappers).
+inline pid_type cached_pid() noexcept {
+    auto pid = detail_pid::cache().load(std::memory_order_relaxed);
+    if (pid != 0) return pid;
+    static const bool registered = ::pthread_atfork(nullptr, nullptr, detail_pid::on_fork_child) == 0;
+    pid = current_pid();
+    if (registered) detail_pid::cache().store(pid, std::memory_order_relaxed);
+    return pid;
+}
 
 inline void close_handle(native_handle h) noexcept {
     if (h >= 0) ::close(h);
@@ -107,6 +128,17 @@ inline long read_some(native_handle fd, void* data, std::size_t n) noexcept {
         if (r == 0) return -1;
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        return -1;
+    }
+}
+
+/// Blocking read of what is available, at most n bytes: waits for at least one. Returns bytes read, -1 on end of
+/// stream or error (the worker side: one system call takes a frame's header and payload, or several frames).
+inline long read_some_blocking(native_handle fd, void* data, std::size_t n) noexcept {
+    for (;;) {
+        auto r = ::recv(fd, data, n, 0);
+        if (r > 0) return static_cast<long>(r);
+        if (r < 0 && errno == EINTR) continue;
         return -1;
     }
 }
