@@ -328,7 +328,7 @@ TEST_CASE("cancel removes a queued task", "[pool][cancel]") {
 
 TEST_CASE("prefetch: a busy worker holds that many jobs, those sent ahead cannot be cancelled, the rest can",
           "[pool][cancel][prefetch]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 1, .start = method, .prefetch = 5}};
     ppt::gate g;
@@ -345,7 +345,7 @@ TEST_CASE("prefetch: a busy worker holds that many jobs, those sent ahead cannot
 
 TEST_CASE("many tiny tasks: every result arrives once, in its own future, at any dispatch depth",
           "[pool][prefetch]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     auto prefetch = GENERATE(std::size_t{0}, std::size_t{1}, std::size_t{128});
     INFO("start method: " << ppt::name(method) << ", prefetch " << prefetch);
     procpool::pool p{{.workers = 2, .start = method, .prefetch = prefetch}};
@@ -373,7 +373,7 @@ TEST_CASE("map of a single-pass range of unknown length", "[pool][map]") {
 }
 
 TEST_CASE("a worker gives back the memory of a large argument once it has answered", "[pool][memory]") {
-    auto method = GENERATE(from_range(process_methods));
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 1, .start = method}};
     const long idle = p.submit<resident_self>().get();

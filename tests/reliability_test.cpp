@@ -640,9 +640,9 @@ TEST_CASE("crash matrix: abort() in a task", "[reliability][crash]") {
 
 TEST_CASE("crash matrix with deep dispatch: the jobs sent ahead to the dead worker are requeued, not failed",
           "[reliability][crash][prefetch]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
-    crash_cell<call_abort>(method, "abort(), 4 jobs sent ahead", {SIGABRT, -1, false}, 1, 16);
-    crash_cell<kill_self>(method, "SIGKILL, 4 jobs sent ahead", {SIGKILL, -1, false}, 1, 16);
+    auto method = GENERATE(from_range(ppt::process_methods));
+    crash_cell<call_abort>(method, "abort(), 4 jobs sent ahead", died_abort, 1, 16);
+    crash_cell<kill_self>(method, "SIGKILL, 4 jobs sent ahead", died_killed, 1, 16);
 }
 
 TEST_CASE("crash matrix: raise(SIGSEGV) in a task", "[reliability][crash]") {
@@ -941,7 +941,7 @@ TEST_CASE("timeouts: a submit_with timeout overrides the pool's and fails only t
 
 TEST_CASE("timeouts with deep dispatch: only the running task fails, the jobs sent ahead run in the replacement",
           "[reliability][timeout][prefetch]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     timeout_case(method, true, 16);
 }
 
@@ -994,7 +994,7 @@ TEST_CASE("retries: a task that always kills its worker fails after max_retries 
 
 TEST_CASE("retries with deep dispatch: the crashed task runs again, the jobs sent ahead run exactly once",
           "[reliability][retries][prefetch]") {
-    auto method = GENERATE(start_method::spawn, start_method::fork);
+    auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     ppt::temp_dir dir;
     const auto log = dir.file("executions");

@@ -357,7 +357,7 @@ private:
         } else {
             worker_channel chan(mine);
             frame_type type{};
-            std::vector<std::byte> payload;
+            std::span<const std::byte> payload;
             try {
                 if (!chan.receive(type, payload)) why = "ended before it was ready";
                 else if (type == frame_type::guard_missing) why = decode<std::string>(payload);
