@@ -17,6 +17,9 @@
 #include <new>
 #include <numeric>
 #include <ranges>
+#include <forward_list>
+#include <iterator>
+#include <sstream>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -364,12 +367,28 @@ TEST_CASE("many tiny tasks: every result arrives once, in its own future, at any
     CHECK(wrong == 0);
 }
 
-TEST_CASE("map of a single-pass range of unknown length", "[pool][map]") {
+/// An input range of unknown length that can be walked once: numbers read from a stream.
+struct streamed_numbers {
+    std::istream* in;
+    [[nodiscard]] auto begin() const { return std::istream_iterator<int>(*in); }
+    [[nodiscard]] auto end() const { return std::istream_iterator<int>(); }
+};
+
+TEST_CASE("map of ranges of unknown length: single-pass, and forward without size()", "[pool][map]") {
     procpool::pool p{{.workers = 2}};
-    auto odd = std::views::iota(0, 50) | std::views::filter([](int x) { return x % 2 == 1; });
-    auto out = p.map<square>(odd);
-    REQUIRE(out.size() == 25);
-    for (int i = 0; i < 25; ++i) CHECK(out[static_cast<std::size_t>(i)] == (2 * i + 1) * (2 * i + 1));
+    std::string text;
+    std::forward_list<int> odd;
+    for (int i = 49; i > 0; i -= 2) {
+        text = std::to_string(i) + " " + text;
+        odd.push_front(i);
+    }
+    std::istringstream in(text);
+    STATIC_REQUIRE_FALSE(std::ranges::forward_range<streamed_numbers>);
+    STATIC_REQUIRE_FALSE(std::ranges::sized_range<std::forward_list<int>>);
+    for (const auto& out : {p.map<square>(streamed_numbers{&in}), p.map<square>(odd)}) {
+        REQUIRE(out.size() == 25);
+        for (int i = 0; i < 25; ++i) CHECK(out[static_cast<std::size_t>(i)] == (2 * i + 1) * (2 * i + 1));
+    }
 }
 
 TEST_CASE("a worker gives back the memory of a large argument once it has answered", "[pool][memory]") {

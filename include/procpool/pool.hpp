@@ -511,7 +511,8 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
     } else {
         std::size_t total = 0;
         if constexpr (std::ranges::sized_range<Range>) total = static_cast<std::size_t>(std::ranges::size(inputs));
-        else total = static_cast<std::size_t>(std::ranges::distance(inputs));
+        else // counted by hand: libc++ 14 has no std::ranges::distance
+            for (auto it = std::ranges::begin(inputs), end = std::ranges::end(inputs); it != end; ++it) ++total;
         if (chunksize == 0) {
             // As Python's Pool.map: about four chunks per worker; at most 16384 items each, so that the first
             // chunk leaves early and the workers start while the rest is encoded.
