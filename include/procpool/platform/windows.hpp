@@ -412,30 +412,12 @@ inline long read_some_blocking(native_handle fd, void* data, std::size_t n) noex
 
 /// Blocking read of exactly n bytes. False on end of stream or error.
 inline bool read_all(native_handle fd, void* data, std::size_t n) noexcept {
-    auto* ch = detail_win::find(fd);
-    if (!ch) return false;
     auto p = static_cast<char*>(data);
     while (n) {
-        if (ch->rbeg < ch->rend) {
-            auto k = std::min(n, ch->rend - ch->rbeg);
-            std::memcpy(p, ch->rbuf.data() + ch->rbeg, k);
-            ch->rbeg += k;
-            p += k;
-            n -= k;
-            continue;
-        }
-        if (ch->eof) return false;
-        if (!ch->rpending && n >= ch->rbuf.size()) { // large: straight into the caller's memory
-            DWORD done = 0;
-            if (!detail_win::transfer(*ch, false, p, static_cast<DWORD>(std::min<std::size_t>(n, detail_win::max_io)), done)) {
-                ch->eof = true;
-                return false;
-            }
-            p += done;
-            n -= done;
-            continue;
-        }
-        detail_win::poll_read(*ch, true);
+        auto k = read_some_blocking(fd, p, n);
+        if (k <= 0) return false;
+        p += k;
+        n -= static_cast<std::size_t>(k);
     }
     return true;
 }
