@@ -466,7 +466,10 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     if (std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0}); proc_ && big >= detail::large_buffer_bytes) {
         big += st->task.size() + 64; // header, id, name
         j.frame = proc_->take_frame_buffer(big); // touched pages: the copy without the page faults
-        j.frame.reserve(big);                    // else the same size, so that this frame can be taken next time
+        if (j.frame.capacity() < big) {          // else the same size, so that this frame can be taken next time
+            j.frame.reserve(big);
+            platform::advise_huge_pages(j.frame.data(), j.frame.capacity());
+        }
     }
     detail::begin_frame(j.frame);
     writer w(j.frame);

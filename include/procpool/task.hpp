@@ -102,26 +102,115 @@ consteval bool check_task_signature() {
 /// Decodes the arguments from `in`, calls the task, encodes its result to `out`.
 using invoker_fn = void (*)(reader& in, writer& out);
 
-template <class Tuple, std::size_t... I>
-Tuple read_args(reader& in, std::index_sequence<I...>) {
-    return Tuple{in.read<std::tuple_element_t<I, Tuple>>()...}; // braced: left-to-right order
+/// Argument buffers a worker keeps between calls. A `const std::vector<E>&` or `const std::string&` parameter
+/// (elements copied as bytes) is decoded into a buffer kept for that task: a large argument is received into
+/// pages touched by the call before, not into fresh ones (for 64 MiB that is most of the cost). Only the worker's
+/// task loop turns this on (one thread); the worker frees the large buffers as it frees its other large buffers.
+struct kept_args {
+    bool enabled = false;
+    bool holds_large = false;                   // a buffer may hold more than 1 MiB
+    std::vector<void (*)() noexcept> releasers; // one per buffer, registered when it is first used
+    static constexpr std::size_t large_bytes = std::size_t{1} << 20;
+
+    static kept_args& instance() {
+        thread_local kept_args k;
+        return k;
+    }
+    /// Frees every kept buffer that holds more than a small argument (1 MiB).
+    void release() noexcept {
+        if (!holds_large) return;
+        for (auto f : releasers) f();
+        holds_large = false;
+    }
+};
+
+template <class P>
+inline constexpr bool keepable_param = std::is_lvalue_reference_v<P> && contiguous_codec<std::remove_cvref_t<P>>;
+
+/// A decoded argument that lives in a kept buffer, or in itself when the buffer is in use (a task that runs
+/// itself in an in-process pool).
+template <class V>
+class kept_arg {
+public:
+    kept_arg(V& kept, bool& busy) noexcept : kept_(&kept), busy_(&busy) { busy = true; }
+    explicit kept_arg(V&& own) : own_(std::move(own)) {}
+    kept_arg(kept_arg&& o) noexcept : kept_(o.kept_), busy_(std::exchange(o.busy_, nullptr)), own_(std::move(o.own_)) {}
+    kept_arg& operator=(kept_arg&&) = delete;
+    ~kept_arg() {
+        if (busy_) *busy_ = false;
+    }
+    [[nodiscard]] const V& get() const noexcept { return kept_ ? *kept_ : *own_; }
+
+private:
+    V* kept_ = nullptr;
+    bool* busy_ = nullptr;
+    std::optional<V> own_;
+};
+
+/// Frees the kept buffer of parameter I of Task if it holds more than a small argument.
+template <auto Task, std::size_t I, class V>
+void release_kept_arg() noexcept;
+
+template <auto Task, std::size_t I, class V>
+struct kept_buffer {
+    static inline thread_local V value;
+    static inline thread_local bool busy = false;
+    static inline thread_local bool registered = false;
+};
+
+template <auto Task, std::size_t I, class V>
+void release_kept_arg() noexcept {
+    auto& v = kept_buffer<Task, I, V>::value;
+    if (!kept_buffer<Task, I, V>::busy && v.capacity() * sizeof(typename V::value_type) > kept_args::large_bytes)
+        V().swap(v);
 }
 
-template <auto Task>
-void invoke_task(reader& in, writer& out) {
+template <auto Task, std::size_t I, class P>
+auto read_arg(reader& in) {
+    using V = std::remove_cvref_t<P>;
+    if constexpr (keepable_param<P>) {
+        using kb = kept_buffer<Task, I, V>;
+        auto& k = kept_args::instance();
+        if (!k.enabled || kb::busy) return kept_arg<V>(in.read<V>());
+        if (!kb::registered) {
+            k.releasers.push_back(&release_kept_arg<Task, I, V>);
+            kb::registered = true;
+        }
+        in.read_into(kb::value);
+        if (kb::value.capacity() * sizeof(typename V::value_type) > kept_args::large_bytes) k.holds_large = true;
+        return kept_arg<V>(kb::value, kb::busy);
+    } else {
+        return in.read<V>();
+    }
+}
+
+template <class A>
+decltype(auto) pass_arg(A& a) noexcept {
+    if constexpr (is_spec_v<A, kept_arg>) return a.get();
+    else return std::move(a);
+}
+
+template <auto Task, class... P, std::size_t... I>
+void call_task(reader& in, writer& out, type_list<P...>, std::index_sequence<I...>) {
     using sig = fn_sig<decltype(Task)>;
-    using args_t = typename sig::decayed_args;
-    auto args = read_args<args_t>(in, std::make_index_sequence<std::tuple_size_v<args_t>>{});
+    // Braced: left-to-right order.
+    std::tuple<decltype(read_arg<Task, I, P>(in))...> args{read_arg<Task, I, P>(in)...};
     if (in.remaining() != 0) {
         throw protocol_error("procpool: corrupt arguments: " + std::to_string(in.remaining()) +
                                  " unexpected bytes after the last argument",
                              in.offset());
     }
     if constexpr (std::is_void_v<typename sig::result>) {
-        std::apply(Task, std::move(args));
+        Task(pass_arg(std::get<I>(args))...);
     } else {
-        out.write(std::apply(Task, std::move(args)));
+        out.write(Task(pass_arg(std::get<I>(args))...));
     }
+}
+
+template <auto Task>
+void invoke_task(reader& in, writer& out) {
+    using sig = fn_sig<decltype(Task)>;
+    call_task<Task>(in, out, typename sig::params{}, std::make_index_sequence<sig::arity>{});
 }
 
 /// A registered task as the run-time registry knows it.

@@ -73,7 +73,9 @@ inline constexpr std::size_t large_buffer_bytes = std::size_t{1} << 20;
 
 /// Blocking frame I/O on the worker's side of the channel. Reads into a 64 KiB buffer and cuts frames out of it:
 /// one system call brings a small frame's header and payload, or many frames when the pool sends ahead.
-class worker_channel {
+/// A task frame larger than the buffer is streamed: the caller decodes it with reader(payload, channel), which
+/// reads long runs (a large vector or string argument) straight from the channel into the argument.
+class worker_channel final : public byte_source {
 public:
     explicit worker_channel(platform::native_handle fd) : fd_(fd) {}
     worker_channel(const worker_channel&) = delete;
@@ -86,8 +88,9 @@ public:
     /// Next frame; false on end of stream. `payload` stays valid until the next receive.
     /// \throws protocol_error on a corrupt header.
     bool receive(frame_type& type, std::span<const std::byte>& payload) {
+        PROCPOOL_ASSERT(!streaming_);
         if (buf_.empty()) buf_.resize(buffer_bytes);
-        if (large_capacity_ > large_buffer_bytes && start_ == end_) {
+        if ((large_capacity_ > large_buffer_bytes || kept_args::instance().holds_large) && start_ == end_) {
             // A large buffer is kept only while large frames keep coming (a call with a large argument right
             // after another reuses touched pages): an idle worker gives it back after large_idle_ms.
             std::vector<platform::poll_item> item{{fd_, false}};
@@ -106,9 +109,19 @@ public:
             start_ += frame_header_size + head.length;
             return true;
         }
-        // A large frame goes to its own buffer, which grows with the bytes that arrive, not to the length the
-        // header claims: a corrupt header claiming 4 GiB ends at end of stream without 4 GiB allocated first.
         start_ += frame_header_size;
+        if (type == frame_type::task) {
+            // Streamed: what has arrived is the first window; the rest stays in the channel until the arguments
+            // are decoded, so it lands in them directly. Nothing is allocated for what the header claims.
+            free_frame_buffer(); // but the arguments kept from the last call stay: the next one may be as large
+            streaming_ = true;
+            payload = std::span<const std::byte>(buf_.data() + start_, end_ - start_);
+            frame_left_ = head.length - payload.size();
+            start_ = end_ = 0; // the window belongs to the reader now
+            return true;
+        }
+        // Another large frame goes to its own buffer, which grows with the bytes that arrive, not to the length
+        // the header claims: a corrupt header claiming 4 GiB ends at end of stream without 4 GiB allocated first.
         large_size_ = std::min(end_ - start_, head.length);
         grow_large(large_size_);
         if (large_size_) std::memcpy(large_, buf_.data() + start_, large_size_);
@@ -123,9 +136,13 @@ public:
         return true;
     }
 
-    /// Frees the buffer of large frames if it is over large_buffer_bytes: an idle worker keeps no copy of its
-    /// largest input.
+    /// Frees the buffer of large frames if it is over large_buffer_bytes, and the large argument buffers the
+    /// tasks keep (kept_args): an idle worker keeps no copy of its largest input.
     void release_large() noexcept {
+        kept_args::instance().release();
+        free_frame_buffer();
+    }
+    void free_frame_buffer() noexcept {
         large_size_ = 0;
         if (large_capacity_ <= large_buffer_bytes) return;
         std::free(large_);
@@ -133,10 +150,49 @@ public:
         large_size_ = large_capacity_ = 0;
     }
 
+    /// True between receiving a streamed task frame and end_frame().
+    [[nodiscard]] bool streaming() const noexcept { return streaming_; }
+
+    /// Ends a streamed frame: skips what the reader left of it (after a decoding error). False if the channel
+    /// ended first. Does nothing for other frames.
+    bool end_frame() {
+        if (!streaming_) return !broken_;
+        streaming_ = false;
+        while (frame_left_ > 0 && !broken_) {
+            auto n = platform::read_some_blocking(fd_, buf_.data(), std::min(buf_.size(), frame_left_));
+            if (n <= 0) broken_ = true;
+            else frame_left_ -= static_cast<std::size_t>(n);
+        }
+        start_ = end_ = 0;
+        return !broken_;
+    }
+
+    // byte_source, for a streamed frame
+    [[nodiscard]] std::size_t pending() const noexcept override { return frame_left_; }
+    std::span<const std::byte> next_window() override {
+        PROCPOOL_ASSERT(streaming_ && frame_left_ > 0);
+        auto n = broken_ ? 0 : platform::read_some_blocking(fd_, buf_.data(), std::min(buf_.size(), frame_left_));
+        if (n <= 0) stream_ended();
+        frame_left_ -= static_cast<std::size_t>(n);
+        return {buf_.data(), static_cast<std::size_t>(n)};
+    }
+    void read_direct(std::byte* dst, std::size_t n) override {
+        PROCPOOL_ASSERT(streaming_ && n <= frame_left_);
+        if (broken_ || !platform::read_all(fd_, dst, n)) stream_ended();
+        frame_left_ -= n;
+    }
+
     static constexpr std::size_t buffer_bytes = 64 * 1024;
     static constexpr int large_idle_ms = 50;
 
 private:
+    [[noreturn]] void stream_ended() {
+        broken_ = true;
+        throw protocol_error("procpool: the channel ended in the middle of a task frame (" +
+                                 std::to_string(frame_left_) + " bytes missing)",
+                             0);
+    }
+
     /// Reads what the parent has sent, at least one byte, making room in the buffer first.
     bool fill() {
         if (start_ == end_) start_ = end_ = 0;
@@ -158,6 +214,7 @@ private:
         cap = std::max(cap, std::size_t{1} << 16);
         auto* p = static_cast<std::byte*>(std::realloc(large_, cap));
         if (!p) throw std::bad_alloc();
+        if (cap >= (std::size_t{2} << 20)) platform::advise_huge_pages(p + large_capacity_, cap - large_capacity_);
         large_ = p;
         large_capacity_ = cap;
     }
@@ -165,6 +222,8 @@ private:
     platform::native_handle fd_;
     std::vector<std::byte> buf_;
     std::size_t start_ = 0, end_ = 0;
+    bool streaming_ = false, broken_ = false;
+    std::size_t frame_left_ = 0; // bytes of the streamed frame still in the channel
     std::byte* large_ = nullptr;
     std::size_t large_size_ = 0, large_capacity_ = 0;
 };
@@ -187,15 +246,13 @@ inline exception_record unknown_task_record(std::string_view name) {
 
 /// Runs one call of `entry` (null: no task `name`), writing ok + value (or the exception) to `out`. Exceptions
 /// thrown while encoding the result are caught too: the partial value is dropped.
-inline void run_call(const task_entry* entry, std::string_view name, std::span<const std::byte> args,
-                     std::vector<std::byte>& out) {
+inline void run_call(const task_entry* entry, std::string_view name, reader& args, std::vector<std::byte>& out) {
     auto mark = out.size();
     writer w(out);
     try {
         if (!entry) throw unknown_task(unknown_task_record(name).what);
         w.write(true);
-        reader r(args);
-        entry->invoke(r, w);
+        entry->invoke(args, w);
         return;
     } catch (...) {
         out.resize(mark);
@@ -203,6 +260,12 @@ inline void run_call(const task_entry* entry, std::string_view name, std::span<c
         auto rec = capture_exception(std::current_exception());
         w.write(rec);
     }
+}
+
+inline void run_call(const task_entry* entry, std::string_view name, std::span<const std::byte> args,
+                     std::vector<std::byte>& out) {
+    reader r(args);
+    run_call(entry, name, r, out);
 }
 
 inline void run_call(std::string_view name, std::span<const std::byte> args, std::vector<std::byte>& out) {
@@ -289,6 +352,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
         if (!ch.send(make_empty_frame(frame_type::ready))) return 0;
         log(log_level::debug, [&] { return "worker " + std::to_string(setup.worker_index) + " ready"; });
 
+        kept_args::instance().enabled = true; // this thread runs one task at a time from here on
         std::vector<std::byte> out;
         const auto audit = static_cast<leak_policy>(setup.leak_audit);
         auto& contexts = context_registry::instance();
@@ -301,34 +365,39 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             writer w(out);
             head(w);
             auto mark = out.size();
+            auto call = [&](auto&& args, std::vector<std::byte>& o) { run_call(entry, name, args, o); };
+            std::vector<std::string> changed;
             if (context_failure) {
-                body([&](std::span<const std::byte>, std::vector<std::byte>& o) {
+                body([&](auto&&, std::vector<std::byte>& o) {
                     writer(o).write(false);
                     writer(o).write(*context_failure);
                 });
                 context_failure.reset();
             } else if (audit == leak_policy::off || contexts.empty()) {
-                body([&](std::span<const std::byte> args, std::vector<std::byte>& o) { run_call(entry, name, args, o); });
+                body(call);
             } else {
                 auto before = contexts.capture();
-                body([&](std::span<const std::byte> args, std::vector<std::byte>& o) { run_call(entry, name, args, o); });
-                auto changed = changed_contexts(before, contexts.capture());
-                if (!changed.empty()) {
-                    if (!ch.send(make_frame(frame_type::leak, leak_msg{name, changed}))) return false;
-                    if (audit == leak_policy::fail) {
-                        out.resize(mark);
-                        std::string list;
-                        for (const auto& c : changed) list += (list.empty() ? "\"" : ", \"") + c + "\"";
-                        exception_record rec;
-                        rec.kind = exception_kind::state_leak;
-                        rec.type = "procpool::state_leak";
-                        rec.what = "procpool: task \"" + name + "\" changed context " + list + " in worker pid " +
-                                   std::to_string(platform::current_pid()) + " and did not restore it";
-                        body([&](std::span<const std::byte>, std::vector<std::byte>& o) {
-                            writer(o).write(false);
-                            writer(o).write(rec);
-                        });
-                    }
+                body(call);
+                changed = changed_contexts(before, contexts.capture());
+            }
+            // The rest of a streamed frame is read before anything is sent: the pool hears of a job only once
+            // its whole frame has left.
+            if (!ch.end_frame()) return false;
+            if (!changed.empty()) {
+                if (!ch.send(make_frame(frame_type::leak, leak_msg{name, changed}))) return false;
+                if (audit == leak_policy::fail) {
+                    out.resize(mark);
+                    std::string list;
+                    for (const auto& c : changed) list += (list.empty() ? "\"" : ", \"") + c + "\"";
+                    exception_record rec;
+                    rec.kind = exception_kind::state_leak;
+                    rec.type = "procpool::state_leak";
+                    rec.what = "procpool: task \"" + name + "\" changed context " + list + " in worker pid " +
+                               std::to_string(platform::current_pid()) + " and did not restore it";
+                    body([&](auto&&, std::vector<std::byte>& o) {
+                        writer(o).write(false);
+                        writer(o).write(rec);
+                    });
                 }
             }
             finish_frame(out, result_type);
@@ -358,13 +427,13 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 break;
             }
             case frame_type::task: {
-                reader r(payload);
+                // A streamed frame's reader pulls the rest from the channel (large arguments land in place).
+                auto r = ch.streaming() ? reader(payload, ch) : reader(payload);
                 auto id = r.read<std::uint64_t>();
                 auto name = r.read<std::string>();
-                auto args = payload.subspan(r.offset());
                 if (!run_job(
                         registry::instance().find(name), name, [&](writer& w) { w.write(id); },
-                        [&](auto&& call) { call(args, out); }, frame_type::result))
+                        [&](auto&& call) { call(r, out); }, frame_type::result))
                     return 0;
                 break;
             }
