@@ -751,6 +751,163 @@ TEST_CASE("codec: random nested aggregates round-trip exactly (seed 0x5EEDC0DEC0
     }
 }
 
+// ---- a reader fed in windows (a large frame still arriving) ----------------------------------------------------
+
+namespace {
+
+// The rest of an input as the worker's channel hands it over: windows of 1 to 13 bytes (seeded), each a fresh
+// buffer (the previous window is gone), and long runs read straight into their destination.
+class trickle final : public procpool::byte_source {
+public:
+    trickle(std::span<const std::byte> rest, std::uint64_t seed) : rest_(rest), rng_(seed) {}
+    [[nodiscard]] std::size_t pending() const noexcept override { return rest_.size() - at_; }
+    std::span<const std::byte> next_window() override {
+        auto n = std::min<std::size_t>(pending(), 1 + rng_() % 13);
+        window_ = std::make_unique<std::byte[]>(n);
+        std::memcpy(window_.get(), rest_.data() + at_, n);
+        at_ += n;
+        return {window_.get(), n};
+    }
+    void read_direct(std::byte* dst, std::size_t n) override {
+        REQUIRE(n <= pending());
+        std::memcpy(dst, rest_.data() + at_, n);
+        at_ += n;
+        direct += n;
+    }
+    std::size_t direct = 0; // bytes that went around the window
+
+private:
+    std::span<const std::byte> rest_;
+    std::size_t at_ = 0;
+    std::mt19937_64 rng_;
+    std::unique_ptr<std::byte[]> window_;
+};
+
+// Decodes `b` with its first `first` bytes in the initial window and the rest trickling in.
+template <class T>
+T decode_trickled(std::span<const std::byte> b, std::size_t first, std::uint64_t seed, std::size_t* direct = nullptr) {
+    trickle rest(b.subspan(first), seed);
+    procpool::reader r(b.first(first), rest);
+    T v = r.read<T>();
+    REQUIRE(r.remaining() == 0);
+    REQUIRE(r.offset() == b.size());
+    if (direct) *direct = rest.direct;
+    return v;
+}
+
+template <class T>
+std::string trickled_error(std::span<const std::byte> b, std::size_t first, std::uint64_t seed) {
+    trickle rest(b.subspan(first), seed);
+    procpool::reader r(b.first(first), rest);
+    try {
+        (void)r.read<T>();
+    } catch (const protocol_error& e) {
+        return std::string(e.what()) + " @" + std::to_string(e.offset());
+    }
+    return "no error";
+}
+template <class T>
+std::string whole_error(std::span<const std::byte> b) {
+    procpool::reader r(b);
+    try {
+        (void)r.read<T>();
+    } catch (const protocol_error& e) {
+        return std::string(e.what()) + " @" + std::to_string(e.offset());
+    }
+    return "no error";
+}
+
+} // namespace
+
+TEST_CASE("codec: a reader fed in windows decodes what a reader of the whole input decodes", "[codec][stream]") {
+    generator g{std::mt19937_64(property_seed + 6), true};
+    std::mt19937_64 cut(property_seed + 7);
+    for (int i = 0; i < 300; ++i) {
+        INFO("iteration " << i);
+        const bytes_t n = encode(g.nested()), t = encode(g.make_tree());
+        REQUIRE(encode(decode_trickled<nested_t>(n, cut() % (n.size() + 1), cut())) == n);
+        REQUIRE(encode(decode_trickled<tree>(t, cut() % (t.size() + 1), cut())) == t);
+    }
+    // Long runs of bytes, characters and numbers: what does not fit the window goes straight to the elements.
+    using big_t = std::tuple<std::string, std::vector<std::byte>, std::vector<double>, std::u16string, int>;
+    big_t big{std::string(100'000, 's'), bytes_t(70'000), std::vector<double>(20'000), std::u16string(30'000, u'w'), 7};
+    for (std::size_t i = 0; i < std::get<1>(big).size(); ++i) std::get<1>(big)[i] = static_cast<std::byte>(i % 251);
+    for (std::size_t i = 0; i < std::get<2>(big).size(); ++i) std::get<2>(big)[i] = 0.25 * static_cast<double>(i);
+    const bytes_t b = encode(big);
+    for (std::size_t first : {std::size_t{0}, std::size_t{5}, std::size_t{50'000}, b.size() - 3, b.size()}) {
+        INFO("first window: " << first << " of " << b.size() << " bytes");
+        std::size_t direct = 0;
+        CHECK(decode_trickled<big_t>(b, first, first, &direct) == big);
+        if (first < 50'000) CHECK(direct > 200'000); // not copied through 13-byte windows
+    }
+}
+
+TEST_CASE("codec: a reader fed in windows refuses bad input with the same message and offset", "[codec][stream]") {
+    generator g{std::mt19937_64(property_seed + 8), true};
+    std::mt19937_64 cut(property_seed + 9);
+    for (int i = 0; i < 10; ++i) {
+        const bytes_t full = encode(g.make_tree());
+        for (std::size_t len = 0; len < full.size(); ++len) {
+            auto prefix = std::span(full).first(len);
+            INFO("prefix of " << len << " of " << full.size() << " bytes");
+            auto expected = whole_error<tree>(prefix);
+            REQUIRE(expected != "no error");
+            REQUIRE(trickled_error<tree>(prefix, cut() % (len + 1), cut()) == expected);
+        }
+    }
+    // A count that the input cannot hold is refused before anything is allocated, with the rest still to come.
+    bytes_t huge = encode(std::vector<std::byte>(1000));
+    huge[5] = std::byte{0x10}; // count 2^40 + 1000
+    CHECK(trickled_error<bytes_t>(huge, 3, 1) == whole_error<bytes_t>(huge));
+    CHECK(contains(whole_error<bytes_t>(huge).c_str(), "exceeds what the remaining"));
+}
+
+TEST_CASE("codec: read_into reuses the storage of strings and vectors", "[codec][stream]") {
+    bytes_t blob(200'000);
+    for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<std::byte>(i % 253);
+    const bytes_t b = encode(blob);
+    SECTION("from a whole input") {
+        bytes_t kept;
+        kept.reserve(std::size_t{1} << 20);
+        const auto* storage = kept.data();
+        procpool::reader r(b);
+        r.read_into(kept);
+        CHECK(kept == blob);
+        CHECK(kept.data() == storage);
+        CHECK(kept.capacity() == std::size_t{1} << 20);
+    }
+    SECTION("from a trickle: straight into the kept storage") {
+        bytes_t kept(std::size_t{1} << 20, std::byte{0xff});
+        const auto* storage = kept.data();
+        const std::span<const std::byte> all(b);
+        trickle rest(all.subspan(100), 3);
+        procpool::reader r(all.first(100), rest);
+        r.read_into(kept);
+        CHECK(kept == blob);
+        CHECK(kept.data() == storage);
+        CHECK(rest.direct > 100'000);
+    }
+    SECTION("numbers, characters, and types without reusable storage") {
+        std::vector<double> nums(5000, 1.0), got;
+        got.reserve(10'000);
+        std::string text(3000, 'q'), kept_text;
+        kept_text.reserve(4000);
+        std::list<int> list{1, 2, 3}, got_list{9};
+        const auto* storage = got.data();
+        const auto* text_storage = kept_text.data();
+        bytes_t e1 = encode(nums), e2 = encode(text), e3 = encode(list);
+        procpool::reader a(e1), c(e2), d(e3);
+        a.read_into(got);
+        c.read_into(kept_text);
+        d.read_into(got_list);
+        CHECK(got == nums);
+        CHECK(got.data() == storage);
+        CHECK(kept_text == text);
+        CHECK(kept_text.data() == text_storage);
+        CHECK(got_list == list);
+    }
+}
+
 // ---- hardening ------------------------------------------------------------------------------------------------
 
 namespace {
