@@ -36,6 +36,11 @@
 #error "procpool: PROCPOOL_MAX_FRAME_BYTES must be at least 4096. Raise it or leave it undefined."
 #endif
 
+#ifndef PROCPOOL_SPIN_MICROSECONDS
+/// How long a process waiting for its peer's answer polls before it blocks (detail/spin.hpp); 0: block at once.
+#define PROCPOOL_SPIN_MICROSECONDS 50
+#endif
+
 #if defined(_WIN32)
 #define PROCPOOL_WINDOWS 1
 #define PROCPOOL_POSIX 0

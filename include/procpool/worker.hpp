@@ -6,6 +6,7 @@
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
 #include <procpool/context.hpp>
+#include <procpool/detail/spin.hpp>
 #include <procpool/error.hpp>
 #include <procpool/log.hpp>
 #include <procpool/per_process.hpp>
@@ -201,7 +202,11 @@ private:
             end_ -= start_;
             start_ = 0;
         }
-        auto n = platform::read_some_blocking(fd_, buf_.data() + end_, buf_.size() - end_);
+        auto* at = buf_.data() + end_;
+        const auto room = buf_.size() - end_;
+        // Nonzero: bytes read, or -1 at end of stream (read_some's 0 means nothing yet).
+        auto n = spin_.wait([&] { return platform::read_some(fd_, at, room); },
+                            [&] { return platform::read_some_blocking(fd_, at, room); });
         if (n <= 0) return false;
         end_ += static_cast<std::size_t>(n);
         return true;
@@ -223,6 +228,7 @@ private:
     std::vector<std::byte> buf_;
     std::size_t start_ = 0, end_ = 0;
     bool streaming_ = false, broken_ = false;
+    adaptive_spin spin_; // for the next frame after an answer: in a chatty exchange it comes within microseconds
     std::size_t frame_left_ = 0; // bytes of the streamed frame still in the channel
     std::byte* large_ = nullptr;
     std::size_t large_size_ = 0, large_capacity_ = 0;

@@ -11,6 +11,7 @@
 
 #include <procpool/config.hpp>
 #include <procpool/context.hpp>
+#include <procpool/detail/spin.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>
@@ -471,9 +472,21 @@ private:
             auto left = static_cast<int>(std::max<std::int64_t>(0, until - now_ms));
             timeout = timeout < 0 ? left : std::min(timeout, left);
         }
+        bool answers_due = false; // a worker is running a job: its answer may be microseconds away
+        for (auto* w : who) answers_due = answers_due || !w->inflight.empty();
         lk.unlock();
         try {
-            platform::wait_any(items, timeout);
+            auto ready = [&] {
+                for (const auto& i : items)
+                    if (i.readable || i.writable || i.hangup) return true;
+                return false;
+            };
+            if (answers_due && timeout != 0) {
+                spin_.wait([&] { return platform::wait_any(items, 0), ready(); },
+                           [&] { return platform::wait_any(items, timeout), true; });
+            } else {
+                platform::wait_any(items, timeout);
+            }
         } catch (...) {
             lk.lock();
             throw;
@@ -1071,6 +1084,7 @@ private:
     platform::pid_type owner_;
     mutable std::mutex m_;
     std::condition_variable cv_;
+    adaptive_spin spin_; // the driving thread's, before it blocks for answers
     bool driving_ = false;
     bool reporting_ = false; // a thread is running on_worker_lost
     bool starting_ = false;
