@@ -185,6 +185,17 @@ int crash_first_time(std::string marker) {
     die_killed();
 }
 
+/// crash_first_time with a large argument: its sum of bytes, once the first attempt has crashed.
+std::uint64_t crash_first_time_sum(std::string marker, const std::vector<std::byte>& data) {
+    if (!std::filesystem::exists(marker)) {
+        ppt::append_line(marker, std::to_string(ppt::pid()));
+        die_killed();
+    }
+    std::uint64_t sum = 0;
+    for (auto b : data) sum += std::to_integer<unsigned>(b);
+    return sum;
+}
+
 /// A result type whose encoding throws (in the worker, after the task returned).
 struct unencodable {
     int value = 0;
@@ -329,6 +340,7 @@ PROCPOOL_TASK(rel_t::exit_three);
 PROCPOOL_TASK(rel_t::overflow_stack);
 PROCPOOL_TASK(rel_t::hang);
 PROCPOOL_TASK(rel_t::crash_first_time);
+PROCPOOL_TASK(rel_t::crash_first_time_sum);
 PROCPOOL_TASK(rel_t::make_unencodable);
 PROCPOOL_TASK(rel_t::take_undecodable);
 PROCPOOL_TASK(rel_t::init_abort);
@@ -1014,6 +1026,23 @@ TEST_CASE("retries with deep dispatch: the crashed task runs again, the jobs sen
     auto [lost, duplicates] = lost_and_duplicates(log, behind);
     CHECK(lost == 0);
     CHECK(duplicates == 0);
+}
+
+TEST_CASE("retries: a large argument is sent whole again to the replacement worker", "[reliability][retries]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    ppt::temp_dir dir;
+    procpool::pool p{{.workers = 1, .start = method, .max_retries = 1}};
+    std::vector<std::byte> data((std::size_t{6} << 20) + 5);
+    std::uint64_t expected = 0;
+    for (std::size_t i = 0; i < data.size(); ++i) {
+        data[i] = static_cast<std::byte>(i % 249);
+        expected += i % 249;
+    }
+    auto f = p.submit<crash_first_time_sum>(dir.file("marker"), data);
+    std::fill(data.begin(), data.end(), std::byte{0}); // the pool kept what it needs to send it again
+    CHECK(f.get() == expected);
+    CHECK(ppt::read_lines(dir.file("marker")).size() == 1);
 }
 
 TEST_CASE("retries: a task that crashes only on its first attempt succeeds with retries and fails without",

@@ -13,6 +13,18 @@
 
 #include "catch.hpp"
 
+// 1 under AddressSanitizer, whose allocator and quarantine change what memory figures read.
+#if defined(__SANITIZE_ADDRESS__)
+#define PPT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PPT_ASAN 1
+#endif
+#endif
+#ifndef PPT_ASAN
+#define PPT_ASAN 0
+#endif
+
 #include <procpool/procpool.hpp>
 
 #include <algorithm>

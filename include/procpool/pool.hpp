@@ -116,22 +116,38 @@ struct checked_task_result {
     using type = typename result_or_void<Task>::type;
 };
 
+/// Arguments from this size are lent (sent from the caller's object) rather than copied into the frame.
+inline constexpr std::size_t lend_min_bytes = 256 * 1024;
+
+/// Encodes one argument as parameter type P. With `lent`, a large string or vector that is the caller's own object
+/// (not a conversion, which would be a temporary) is not copied: its count goes in, its bytes are lent.
 template <class P, class A>
-void write_as(writer& w, A&& a) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) w.write(a);
-    else w.write(static_cast<P>(std::forward<A>(a)));
+void write_as(writer& w, [[maybe_unused]] std::vector<lent_run>* lent, A&& a) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
+        if constexpr (contiguous_codec<P>) {
+            const auto bytes = a.size() * sizeof(typename P::value_type);
+            if (lent && bytes >= lend_min_bytes) {
+                w.write(static_cast<std::uint64_t>(a.size()));
+                lent->push_back(lent_run{w.buffer().size(), std::as_bytes(std::span(a.data(), a.size()))});
+                return;
+            }
+        }
+        w.write(a);
+    } else {
+        w.write(static_cast<P>(std::forward<A>(a)));
+    }
 }
 
 template <class Params, class... Args, std::size_t... I>
-void write_arguments(writer& w, std::index_sequence<I...>, Args&&... args) {
-    (write_as<std::tuple_element_t<I, Params>>(w, std::forward<Args>(args)), ...);
+void write_arguments(writer& w, [[maybe_unused]] std::vector<lent_run>* lent, std::index_sequence<I...>, Args&&... args) {
+    (write_as<std::tuple_element_t<I, Params>>(w, lent, std::forward<Args>(args)), ...);
 }
 
-/// Encodes the arguments of one call of `Task` into `out`.
+/// Encodes the arguments of one call of `Task` into `out`, lending large ones to `lent` if given.
 template <auto Task, class... Args>
-void encode_call(std::vector<std::byte>& out, Args&&... args) {
+void encode_call(std::vector<std::byte>& out, std::vector<lent_run>* lent, Args&&... args) {
     writer w(out);
-    write_arguments<typename task_traits<Task>::args_tuple>(w, std::make_index_sequence<sizeof...(Args)>{},
+    write_arguments<typename task_traits<Task>::args_tuple>(w, lent, std::make_index_sequence<sizeof...(Args)>{},
                                                             std::forward<Args>(args)...);
 }
 
@@ -153,12 +169,12 @@ template <auto Task, class E>
 void encode_item(std::vector<std::byte>& out, E&& e) {
     if constexpr (task_traits<Task>::arity == 1) {
         static_assert(check_call<Task, E>());
-        encode_call<Task>(out, std::forward<E>(e));
+        encode_call<Task>(out, nullptr, std::forward<E>(e));
     } else {
         std::apply(
             [&](auto&&... a) {
                 static_assert(check_call<Task, decltype(a)...>());
-                encode_call<Task>(out, std::forward<decltype(a)>(a)...);
+                encode_call<Task>(out, nullptr, std::forward<decltype(a)>(a)...);
             },
             std::forward<E>(e));
     }
@@ -235,7 +251,7 @@ template <auto Task, class... Args>
     static_assert(detail::check_call<Task, Args...>());
     task_call c;
     c.name = std::string(task_traits<Task>::name);
-    detail::encode_call<Task>(c.args, std::forward<Args>(args)...);
+    detail::encode_call<Task>(c.args, nullptr, std::forward<Args>(args)...);
     return c;
 }
 
@@ -463,11 +479,15 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
     detail::job j{st, {}, o.timeout.count(), {}, capture_contexts()};
-    if (std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0}); proc_ && big >= detail::large_buffer_bytes) {
-        big += st->task.size() + 64; // header, id, name
-        j.frame = proc_->take_frame_buffer(big); // touched pages: the copy without the page faults
-        if (j.frame.capacity() < big) {          // else the same size, so that this frame can be taken next time
-            j.frame.reserve(big);
+    const std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0});
+    // A large argument is lent to the process engine: written from here to an idle worker before submit returns
+    // (no copy), else copied (settle_lent). Otherwise it is encoded into a kept frame whose pages are touched.
+    const bool lend = proc_ && big >= detail::lend_min_bytes && proc_->lends();
+    if (proc_ && !lend && big >= detail::large_buffer_bytes) {
+        const auto bytes = big + st->task.size() + 64; // header, id, name
+        j.frame = proc_->take_frame_buffer(bytes); // touched pages: the copy without the page faults
+        if (j.frame.capacity() < bytes) {          // else the same size, so that this frame can be taken next time
+            j.frame.reserve(bytes);
             platform::advise_huge_pages(j.frame.data(), j.frame.capacity());
         }
     }
@@ -475,8 +495,8 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     writer w(j.frame);
     w.write(st->id);
     w.write(st->task);
-    detail::encode_call<Task>(j.frame, std::forward<Args>(args)...);
-    detail::finish_frame(j.frame, detail::frame_type::task);
+    detail::encode_call<Task>(j.frame, lend ? &j.lent : nullptr, std::forward<Args>(args)...);
+    detail::finish_frame(j.frame, detail::frame_type::task, detail::lent_bytes(j.lent));
     enqueue(std::move(j));
     return future<R>(std::move(st));
 }

@@ -126,8 +126,9 @@ inline void begin_frame(std::vector<std::byte>& buf) {
 
 /// \throws protocol_error when the payload does not fit the 32-bit length field (rather than wrap the length and
 /// desynchronize the stream).
-inline void finish_frame(std::vector<std::byte>& buf, frame_type type) {
-    const std::size_t size = buf.size() - frame_header_size;
+/// `lent`: payload bytes sent from elsewhere after `buf`'s (a job's lent arguments).
+inline void finish_frame(std::vector<std::byte>& buf, frame_type type, std::size_t lent = 0) {
+    const std::size_t size = buf.size() - frame_header_size + lent;
     if (size > 0xffffffffu)
         throw protocol_error("procpool: a " + std::string(frame_type_name(type)) + " frame of " + std::to_string(size) +
                                  " bytes is too large: a frame holds at most 4294967295 bytes",

@@ -110,6 +110,13 @@ struct task_options {
 
 namespace detail {
 
+/// Bytes of a job's frame that are not in `frame` but in the caller's argument (a large string or vector), sent
+/// from there: they belong at offset `at` of the frame. Valid only until submit returns (see settle_lent).
+struct lent_run {
+    std::size_t at;
+    std::span<const std::byte> bytes;
+};
+
 /// A job waiting for, or running in, a worker: its state and its ready-to-send frame.
 struct job {
     std::shared_ptr<state_base> state;
@@ -117,14 +124,41 @@ struct job {
     std::int64_t timeout_ms = 0;       // 0: none
     std::vector<std::string> failures; // why earlier attempts died (retries)
     std::shared_ptr<const context_snapshot> contexts{}; // the parent's contexts when it was submitted
+    std::vector<lent_run> lent{};                        // in order of `at`
 };
 
+/// Bytes of all the lent runs.
+inline std::size_t lent_bytes(const std::vector<lent_run>& runs) noexcept {
+    std::size_t n = 0;
+    for (const auto& r : runs) n += r.bytes.size();
+    return n;
+}
+
+/// Makes `j.frame` whole: copies the lent runs into it (for a job that may be sent again, or later).
+inline void take_lent(job& j) {
+    if (j.lent.empty()) return;
+    std::vector<std::byte> whole;
+    whole.reserve(j.frame.size() + lent_bytes(j.lent));
+    std::size_t at = 0;
+    for (const auto& r : j.lent) {
+        whole.insert(whole.end(), j.frame.begin() + static_cast<std::ptrdiff_t>(at),
+                     j.frame.begin() + static_cast<std::ptrdiff_t>(r.at));
+        whole.insert(whole.end(), r.bytes.begin(), r.bytes.end());
+        at = r.at;
+    }
+    whole.insert(whole.end(), j.frame.begin() + static_cast<std::ptrdiff_t>(at), j.frame.end());
+    j.frame = std::move(whole);
+    j.lent.clear();
+}
+
 /// Bytes waiting for a worker's socket. Small frames are copied together (one send for many); a large job frame
-/// is borrowed from its job, which stays in `inflight` (its frame alive) at least until its result arrives.
+/// is borrowed from its job, which stays in `inflight` (its frame alive) at least until its result arrives, and
+/// lent runs from the caller's arguments until submit returns.
 struct out_segment {
     std::vector<std::byte> owned;
     std::span<const std::byte> borrowed; // empty: the bytes are `owned`
     std::size_t pos = 0;                 // bytes already written
+    const void* owner = nullptr;         // the job (state) the borrowed bytes belong to
     [[nodiscard]] bool is_borrowed() const noexcept { return borrowed.data() != nullptr; }
     [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
         return is_borrowed() ? borrowed : std::span<const std::byte>(owned);
@@ -200,10 +234,22 @@ public:
         if (broken_) std::rethrow_exception(broken_);
         j.state->owner = weak_from_this();
         if (j.timeout_ms == 0) j.timeout_ms = opts_.task_timeout.count();
+        const void* lent = j.lent.empty() ? nullptr : j.state.get();
         queue_.push_back(std::move(j));
-        if (driving_) wake();
-        else dispatch();
+        if (lent) {
+            dispatch(); // even while another thread drives: the lent bytes must be settled before submit returns
+            settle_lent(lk, lent);
+            if (driving_) wake(); // its poll does not know of the output left behind
+        } else if (driving_) {
+            wake();
+        } else {
+            dispatch();
+        }
     }
+
+    /// Whether a submit may lend it large arguments (lent_run): only when a job never has to be sent again. A job
+    /// is lent-to only as the running (front) job of an idle worker, which no death requeues without retries.
+    [[nodiscard]] bool lends() const noexcept { return opts_.max_retries == 0; }
 
     bool wait(state_base& s, std::optional<std::chrono::steady_clock::time_point> deadline) override {
         std::unique_lock lk(m_);
@@ -548,6 +594,69 @@ private:
         }
     }
 
+    /// Before submit returns, the job's lent runs (the caller's argument bytes) are written to its worker, or
+    /// copied. Zero-copy when the job went to an idle worker: that worker reads the frame at once, into the
+    /// argument's storage (worker_channel streams it), while this thread writes it. A job still queued, or sent
+    /// ahead behind a running one, takes a copy at once (it may wait, or be requeued if its worker dies). Lock
+    /// held; released while waiting for the socket.
+    void settle_lent(std::unique_lock<std::mutex>& lk, const void* owner) {
+        constexpr std::int64_t patience_ms = 100; // without a byte written: the worker stopped reading
+        auto last_progress = platform::now_ms();
+        std::size_t left = static_cast<std::size_t>(-1);
+        for (;;) {
+            for (auto& q : queue_)
+                if (q.state.get() == owner) return take_lent(q);
+            worker_slot* w = nullptr;
+            job* jp = nullptr;
+            for (auto& s : slots_)
+                for (std::size_t i = 0; i < s->inflight.size() && !jp; ++i)
+                    if (s->inflight[i].state.get() == owner) {
+                        w = s.get();
+                        jp = &s->inflight[i];
+                        if (i != 0) { // sent ahead: may be requeued, so it needs its whole frame
+                            own_output(*w, owner);
+                            return take_lent(*jp);
+                        }
+                    }
+            if (!jp) return; // answered or failed: nothing of it is left in any output (own_output, ended)
+            flush(*w);
+            std::size_t now_left = 0;
+            for (const auto& seg : w->out)
+                if (seg.is_borrowed() && seg.owner == owner) now_left += seg.borrowed.size() - seg.pos;
+            if (now_left == 0 || w->state == worker_slot::phase::closed) {
+                jp->lent.clear(); // the front job is never sent again (no retries): its frame is not needed whole
+                return;
+            }
+            auto now = platform::now_ms();
+            if (now_left < left) {
+                left = now_left;
+                last_progress = now;
+            } else if (now - last_progress > patience_ms) {
+                own_output(*w, owner); // the rest goes out from a copy, when the worker reads again
+                jp->lent.clear();
+                return;
+            }
+            std::vector<platform::poll_item> items{{w->fd, true}};
+            lk.unlock();
+            try {
+                platform::wait_any(items, 1);
+            } catch (...) {
+                lk.lock();
+                throw;
+            }
+            lk.lock();
+            if (items[0].hangup) { // dying: the driving thread reports it; the bytes are of no use now
+                for (auto& s : slots_)
+                    if (s.get() == w) {
+                        own_output(*w, owner);
+                        for (auto& j : w->inflight)
+                            if (j.state.get() == owner) j.lent.clear();
+                    }
+                return;
+            }
+        }
+    }
+
     /// Starts the clock of the job now at the front of `w` (the one the worker runs next).
     static void arm(worker_slot& w) {
         w.deadline_ms = (!w.inflight.empty() && w.inflight.front().timeout_ms > 0)
@@ -617,12 +726,14 @@ private:
     static constexpr std::size_t borrow_bytes = 64 * 1024;  // job frames from this size are written in place
     static constexpr std::size_t spare_bytes = 256 * 1024;  // larger output buffers are not kept
 
-    /// Queues `frame` for `w`; `borrow`: a job's frame, which outlives its bytes in `out` (see out_segment).
-    static void append(worker_slot& w, std::span<const std::byte> frame, bool borrow) {
-        if (borrow && frame.size() >= borrow_bytes) {
-            w.out.push_back(out_segment{{}, frame, 0});
+    /// Queues `frame` for `w`; `owner`: the job whose frame it is, which outlives its bytes in `out` (see
+    /// out_segment): a large one is written in place.
+    static void append(worker_slot& w, std::span<const std::byte> frame, const void* owner = nullptr) {
+        if (owner && frame.size() >= borrow_bytes) {
+            w.out.push_back(out_segment{{}, frame, 0, owner});
             return;
         }
+        if (frame.empty()) return;
         if (w.out.empty() || w.out.back().is_borrowed()) {
             w.out.emplace_back();
             w.out.back().owned = std::move(w.spare);
@@ -650,20 +761,40 @@ private:
         }
     }
 
-    /// Copies borrowed bytes still unwritten into `w`'s own buffers: their job is about to go away (`frame`
-    /// only, or every job when null).
-    static void own_output(worker_slot& w, const std::byte* frame = nullptr) {
+    /// Copies borrowed bytes still unwritten into `w`'s own buffers: their job is about to go away, or its lent
+    /// runs are (`owner`'s only, or every job's when null).
+    static void own_output(worker_slot& w, const void* owner = nullptr) {
         for (auto& seg : w.out) {
-            if (!seg.is_borrowed() || (frame && seg.borrowed.data() != frame)) continue;
+            if (!seg.is_borrowed() || (owner && seg.owner != owner)) continue;
             auto rest = seg.borrowed.subspan(seg.pos);
             seg.owned.assign(rest.begin(), rest.end());
             seg.borrowed = {};
+            seg.owner = nullptr;
             seg.pos = 0;
         }
     }
+    /// True while some of `owner`'s borrowed bytes wait in `w`'s output.
+    static bool borrows(const worker_slot& w, const void* owner) noexcept {
+        for (const auto& seg : w.out)
+            if (seg.is_borrowed() && seg.owner == owner) return true;
+        return false;
+    }
+
+    /// Queues a job's frame, with its lent runs in place.
+    static void append_job(worker_slot& w, const job& j) {
+        const void* owner = j.state.get();
+        const std::span<const std::byte> frame(j.frame);
+        std::size_t at = 0;
+        for (const auto& r : j.lent) {
+            append(w, frame.subspan(at, r.at - at), owner);
+            w.out.push_back(out_segment{{}, r.bytes, 0, owner});
+            at = r.at;
+        }
+        append(w, frame.subspan(at), owner);
+    }
 
     void send(worker_slot& w, const std::vector<std::byte>& frame) {
-        append(w, frame, false);
+        append(w, frame);
         flush(w);
     }
 
@@ -761,10 +892,8 @@ private:
                                          std::to_string(front.state->id),
                                      0);
             front.state->deliver_payload(payload.subspan(r.offset()));
-            if (front.frame.size() >= borrow_bytes) {
-                own_output(w, front.frame.data()); // answered before it was all sent: a broken worker, but no dangling
-                recycle_frame(std::move(front.frame));
-            }
+            own_output(w, front.state.get()); // answered before it was all sent: a broken worker, but no dangling
+            if (front.frame.size() >= borrow_bytes) recycle_frame(std::move(front.frame));
             {
                 auto now = std::chrono::steady_clock::now();
                 double us = std::chrono::duration<double, std::micro>(now - w.busy_since).count();
@@ -870,16 +999,15 @@ private:
         if (plugins().count.load(std::memory_order_acquire) > w.plugins_sent) {
             auto all = loaded_plugins();
             append(w, make_frame(frame_type::plugins,
-                                 std::vector<std::string>(all.begin() + static_cast<std::ptrdiff_t>(w.plugins_sent), all.end())),
-                   false);
+                                 std::vector<std::string>(all.begin() + static_cast<std::ptrdiff_t>(w.plugins_sent), all.end())));
             w.plugins_sent = all.size();
         }
         if (j.contexts && j.contexts != w.applied) {
             auto delta = context_delta(w.applied.get(), *j.contexts);
-            if (!delta.empty()) append(w, make_frame(frame_type::context, delta), false);
+            if (!delta.empty()) append(w, make_frame(frame_type::context, delta));
             w.applied = j.contexts;
         }
-        append(w, j.frame, true);
+        append_job(w, j);
         w.unflushed = true;
         log(log_level::debug, [&] { return "dispatch \"" + j.state->task + "\" to worker pid " + std::to_string(w.pid); });
         if (w.inflight.empty()) w.busy_since = std::chrono::steady_clock::now();
