@@ -234,6 +234,7 @@ public:
         if (broken_) std::rethrow_exception(broken_);
         j.state->owner = weak_from_this();
         if (j.timeout_ms == 0) j.timeout_ms = opts_.task_timeout.count();
+        if (!j.lent.empty() && !idle_worker()) take_lent(j); // it would wait: the caller's object is lent only now
         const void* lent = j.lent.empty() ? nullptr : j.state.get();
         queue_.push_back(std::move(j));
         if (lent) {
@@ -600,6 +601,35 @@ private:
     /// ahead behind a running one, takes a copy at once (it may wait, or be requeued if its worker dies). Lock
     /// held; released while waiting for the socket.
     void settle_lent(std::unique_lock<std::mutex>& lk, const void* owner) {
+        try {
+            write_lent(lk, owner);
+        } catch (...) { // no memory for a copy: the job fails (and a worker holding part of its frame goes)
+            if (!lk.owns_lock()) lk.lock();
+            for (auto& s : slots_)
+                for (auto& j : s->inflight)
+                    if (j.state.get() == owner) {
+                        kill(*s, std::current_exception());
+                        return;
+                    }
+            for (auto it = queue_.begin(); it != queue_.end(); ++it)
+                if (it->state.get() == owner) {
+                    it->state->fail(std::current_exception());
+                    queue_.erase(it);
+                    cv_.notify_all();
+                    return;
+                }
+        }
+    }
+
+    /// A worker that takes jobs and runs none, with nothing queued: a job submitted now runs at once, there.
+    [[nodiscard]] bool idle_worker() const noexcept {
+        if (!queue_.empty()) return false;
+        for (const auto& w : slots_)
+            if (takes_job(*w) && w->inflight.empty()) return true;
+        return false;
+    }
+
+    void write_lent(std::unique_lock<std::mutex>& lk, const void* owner) {
         constexpr std::int64_t patience_ms = 100; // without a byte written: the worker stopped reading
         auto last_progress = platform::now_ms();
         std::size_t left = static_cast<std::size_t>(-1);
