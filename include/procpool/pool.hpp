@@ -273,7 +273,9 @@ public:
     pool& operator=(const pool&) = delete;
 
     /// Runs `Task` in a worker and returns a future for its result. Arguments are encoded now, so one that
-    /// cannot be encoded fails here, not in the worker.
+    /// cannot be encoded fails here, not in the worker. A large string or vector argument goes from the caller's
+    /// object straight to an idle worker, before submit returns (else it is copied): the pool keeps no reference
+    /// to the arguments.
     /// \throws pool_closed after shutdown(); the pool's error when it is broken (initializer_error...).
     template <auto Task, class... Args>
     [[nodiscard]] future<typename detail::checked_result<Task, Args...>::type> submit(Args&&... args);
