@@ -593,7 +593,10 @@ auto pool::map(Range&& inputs, std::size_t chunksize) {
         }
     } else {
         std::vector<R> out;
-        for (auto& c : chunks) out.reserve(out.size() + c->values.size());
+        std::size_t total = 0;
+        for (auto& c : chunks) total += c->values.size();
+        detail::reserve_large(out, total);
+        out.reserve(total);
         for (auto& c : chunks) {
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t i = 0; i < c->values.size(); ++i) {
