@@ -69,6 +69,8 @@ inline point shift(point p, std::int32_t dx) {
     p.x = static_cast<std::int32_t>(static_cast<std::uint32_t>(p.x) + static_cast<std::uint32_t>(dx));
     return p;
 }
+// const& strings and byte vectors: decoded into buffers the worker keeps between calls (task.hpp, kept_args).
+inline std::uint64_t sizes(const std::vector<std::byte>& b, const std::string& s) { return b.size() * 31 + s.size(); }
 struct not_std {};
 inline void fail(std::uint8_t how) {
     switch (how % 6) {
@@ -100,6 +102,7 @@ PROCPOOL_TASK(fz::add);
 PROCPOOL_TASK(fz::echo);
 PROCPOOL_TASK(fz::twice);
 PROCPOOL_TASK(fz::shift);
+PROCPOOL_TASK(fz::sizes);
 PROCPOOL_TASK(fz::fail);
 PROCPOOL_TASK(fz::bump);
 PROCPOOL_TASK(fz::init);
@@ -242,6 +245,14 @@ int main(int argc, char** argv) {
     put(1, cat({batch(9, "fz::shift", {encode(std::tuple<fz::point, std::int32_t>{fz::point{1, "p", 0.5}, 2})}),
                 task(10, "nope", {}), pd::make_frame(pd::frame_type::context, pd::context_snapshot{{"zz", {}}}),
                 task(11, "fz::echo", encode(std::string("x")))}));
+    // Task frames over the worker's 64 KiB read buffer: streamed into the arguments, into kept buffers the second
+    // time, and a third whose string count claims more than the frame holds.
+    using blob_args = std::tuple<std::vector<std::byte>, std::string>;
+    auto big = task(13, "fz::sizes", encode(blob_args{std::vector<std::byte>(70000, std::byte{1}), "s"}));
+    auto bigger = task(14, "fz::sizes", encode(blob_args{std::vector<std::byte>(3), std::string(80000, 'x')}));
+    auto lying = bigger;
+    lying[lying.size() - 80000 - 2] = std::byte{0x7f}; // a high byte of the string's 8-byte count
+    put(1, cat({big, bigger, lying, task(15, "fz::echo", encode(std::string("after"))), retire}));
     procpool::detail::setup_msg s;
     s.finalizer = procpool::task_call{"fz::fini", {}};
     put(0, cat({pd::make_frame(pd::frame_type::setup, s), task(12, "fz::fail", encode(std::uint8_t{1})), retire}));
