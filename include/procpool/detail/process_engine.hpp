@@ -234,13 +234,23 @@ public:
         if (broken_) std::rethrow_exception(broken_);
         j.state->owner = weak_from_this();
         if (j.timeout_ms == 0) j.timeout_ms = opts_.task_timeout.count();
-        if (!j.lent.empty() && !idle_worker()) take_lent(j); // it would wait: the caller's object is lent only now
+        // Lent bytes are written by this thread, as the driving thread (only that one touches the channels): when
+        // another thread drives, or the job would wait, they are copied now (the caller's object is lent only
+        // for the duration of this call).
+        if (!j.lent.empty() && (driving_ || !idle_worker())) take_lent(j);
         const void* lent = j.lent.empty() ? nullptr : j.state.get();
         queue_.push_back(std::move(j));
         if (lent) {
-            dispatch(); // even while another thread drives: the lent bytes must be settled before submit returns
+            driving_ = true; // other waiters sleep on cv_ meanwhile; one takes over when this ends
+            struct release {
+                process_engine* e;
+                ~release() {
+                    e->driving_ = false;
+                    e->cv_.notify_all();
+                }
+            } guard{this};
+            dispatch();
             settle_lent(lk, lent);
-            if (driving_) wake(); // its poll does not know of the output left behind
         } else if (driving_) {
             wake();
         } else {
@@ -599,7 +609,8 @@ private:
     /// copied. Zero-copy when the job went to an idle worker: that worker reads the frame at once, into the
     /// argument's storage (worker_channel streams it), while this thread writes it. A job still queued, or sent
     /// ahead behind a running one, takes a copy at once (it may wait, or be requeued if its worker dies). Lock
-    /// held; released while waiting for the socket.
+    /// held, and the driving role (no other thread touches a channel); the lock is released while waiting for
+    /// the socket.
     void settle_lent(std::unique_lock<std::mutex>& lk, const void* owner) {
         try {
             write_lent(lk, owner);
