@@ -297,9 +297,9 @@ template <class C>
 void reserve_large(C& c, std::size_t n) {
     using E = typename C::value_type;
     constexpr std::size_t huge = std::size_t{2} << 20;
-    if (n < huge / sizeof(E) || n <= c.capacity()) return;
+    if (n <= c.capacity()) return;
     c.reserve(n);
-    platform::advise_huge_pages(c.data(), c.capacity() * sizeof(E));
+    if (n >= huge / sizeof(E)) platform::advise_huge_pages(c.data(), c.capacity() * sizeof(E));
 }
 
 template <class T>

@@ -116,6 +116,15 @@ struct checked_task_result {
     using type = typename result_or_void<Task>::type;
 };
 
+/// Bytes of an argument's contiguous contents (strings, vectors of bytes or numbers; 0 for other types): sizes the
+/// frame of a large call before encoding, and decides which arguments are lent.
+template <class A>
+std::size_t contents_bytes(const A& a) {
+    using T = std::remove_cvref_t<A>;
+    if constexpr (contiguous_codec<T>) return a.size() * sizeof(typename T::value_type);
+    else return 0;
+}
+
 /// Arguments from this size are lent (sent from the caller's object) rather than copied into the frame.
 inline constexpr std::size_t lend_min_bytes = 256 * 1024;
 
@@ -125,8 +134,7 @@ template <class P, class A>
 void write_as(writer& w, [[maybe_unused]] std::vector<lent_run>* lent, A&& a) {
     if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
         if constexpr (contiguous_codec<P>) {
-            const auto bytes = a.size() * sizeof(typename P::value_type);
-            if (lent && bytes >= lend_min_bytes) {
+            if (lent && contents_bytes(a) >= lend_min_bytes) {
                 w.write(static_cast<std::uint64_t>(a.size()));
                 lent->push_back(lent_run{w.buffer().size(), std::as_bytes(std::span(a.data(), a.size()))});
                 return;
@@ -149,19 +157,6 @@ void encode_call(std::vector<std::byte>& out, std::vector<lent_run>* lent, Args&
     writer w(out);
     write_arguments<typename task_traits<Task>::args_tuple>(w, lent, std::make_index_sequence<sizeof...(Args)>{},
                                                             std::forward<Args>(args)...);
-}
-
-/// Bytes of an argument's contiguous contents (strings, vectors of bytes or numbers; 0 for other types): sizes the
-/// frame of a large call before encoding.
-template <class A>
-std::size_t contents_bytes(const A& a) {
-    using T = std::remove_cvref_t<A>;
-    if constexpr (is_spec_v<T, std::basic_string> || is_spec_v<T, std::vector>) {
-        if constexpr (memcpy_sequence<typename T::value_type>) return a.size() * sizeof(typename T::value_type);
-        else return 0;
-    } else {
-        return 0;
-    }
 }
 
 /// Encodes one element of a map input: the single argument, or a tuple of arguments (starmap).
@@ -488,10 +483,7 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     if (proc_ && !lend && big >= detail::large_buffer_bytes) {
         const auto bytes = big + st->task.size() + 64; // header, id, name
         j.frame = proc_->take_frame_buffer(bytes); // touched pages: the copy without the page faults
-        if (j.frame.capacity() < bytes) {          // else the same size, so that this frame can be taken next time
-            j.frame.reserve(bytes);
-            platform::advise_huge_pages(j.frame.data(), j.frame.capacity());
-        }
+        detail::reserve_large(j.frame, bytes);     // else the same size, so that this frame can be taken next time
     }
     detail::begin_frame(j.frame);
     writer w(j.frame);
@@ -596,7 +588,6 @@ auto pool::map(Range&& inputs, std::size_t chunksize) {
         std::size_t total = 0;
         for (auto& c : chunks) total += c->values.size();
         detail::reserve_large(out, total);
-        out.reserve(total);
         for (auto& c : chunks) {
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t i = 0; i < c->values.size(); ++i) {

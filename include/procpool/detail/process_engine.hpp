@@ -814,12 +814,6 @@ private:
             seg.pos = 0;
         }
     }
-    /// True while some of `owner`'s borrowed bytes wait in `w`'s output.
-    static bool borrows(const worker_slot& w, const void* owner) noexcept {
-        for (const auto& seg : w.out)
-            if (seg.is_borrowed() && seg.owner == owner) return true;
-        return false;
-    }
 
     /// Queues a job's frame, with its lent runs in place.
     static void append_job(worker_slot& w, const job& j) {
