@@ -862,6 +862,76 @@ TEST_CASE("codec: a reader fed in windows refuses bad input with the same messag
     CHECK(contains(whole_error<bytes_t>(huge).c_str(), "exceeds what the remaining"));
 }
 
+namespace {
+// A frame whose header claims `claimed` more bytes, of which `real` (zeros) arrive before the channel ends.
+class lying_source final : public procpool::byte_source {
+public:
+    lying_source(std::size_t claimed, std::size_t real) : claimed_(claimed), real_(real) {}
+    [[nodiscard]] std::size_t pending() const noexcept override { return claimed_ - at_; }
+    std::span<const std::byte> next_window() override {
+        if (at_ == real_) throw protocol_error("test: the channel ended", at_);
+        auto n = std::min(window_.size(), real_ - at_);
+        at_ += n;
+        return {window_.data(), n};
+    }
+    void read_direct(std::byte* dst, std::size_t n) override {
+        if (at_ + n > real_) throw protocol_error("test: the channel ended", at_);
+        std::memset(dst, 0, n);
+        at_ += n;
+    }
+
+private:
+    std::size_t claimed_, real_, at_ = 0;
+    std::array<std::byte, 4096> window_{};
+};
+
+std::size_t largest_allocation = 0;
+template <class T>
+struct watched_allocator : std::allocator<T> {
+    watched_allocator() = default;
+    template <class U>
+    watched_allocator(const watched_allocator<U>&) noexcept {}
+    template <class U>
+    struct rebind {
+        using other = watched_allocator<U>;
+    };
+    T* allocate(std::size_t n) {
+        largest_allocation = std::max(largest_allocation, n * sizeof(T));
+        return std::allocator<T>::allocate(n);
+    }
+};
+
+// Decodes a T whose count says `count`, from a frame claiming room for it but ending after 64 KiB.
+template <class T>
+std::size_t capacity_after_lie(std::uint64_t count, std::size_t claimed) {
+    const bytes_t head = encode(count);
+    lying_source rest(claimed, std::size_t{64} << 10);
+    procpool::reader r(head, rest);
+    T kept;
+    try {
+        r.read_into(kept);
+        FAIL("decoded a value from a channel that ended");
+    } catch (const protocol_error& e) {
+        INFO(e.what());
+        CHECK(contains(e.what(), "the channel ended"));
+    }
+    return kept.capacity();
+}
+} // namespace
+
+TEST_CASE("codec: a count the frame claims room for reserves at most a bounded amount before its bytes come", "[codec][stream]") {
+    constexpr std::size_t gib = std::size_t{1} << 30;
+    // Without the bound, each of these reserves the whole claim (1 GiB, 3 GiB, 2 GiB) for bytes that never come.
+    CHECK(capacity_after_lie<std::string>(gib, gib + 16) <= procpool::detail::trusted_reserve_bytes);
+    CHECK(capacity_after_lie<std::vector<std::uint16_t>>(3 * gib / 2, 3 * gib + 16) * 2 <=
+          procpool::detail::trusted_reserve_bytes);
+    // A vector of strings is built in a fresh vector (read_into cannot reuse it): its allocator watches.
+    largest_allocation = 0;
+    (void)capacity_after_lie<std::vector<std::string, watched_allocator<std::string>>>(gib / 16, gib + 16);
+    CHECK(largest_allocation > 0);
+    CHECK(largest_allocation <= procpool::detail::trusted_reserve_bytes);
+}
+
 TEST_CASE("codec: read_into reuses the storage of strings and vectors", "[codec][stream]") {
     bytes_t blob(200'000);
     for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<std::byte>(i % 253);

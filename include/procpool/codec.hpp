@@ -291,6 +291,9 @@ consteval std::size_t min_wire_size() {
     else return 0;                                  // empty types: nothing
 }
 
+/// How much of a received element count is reserved before its bytes arrive (see reader::read_contiguous).
+inline constexpr std::size_t trusted_reserve_bytes = std::size_t{256} << 20;
+
 /// Reserves room for n elements in a contiguous container; above 2 MiB the kernel is asked for huge pages,
 /// which makes first-touching a large argument several times cheaper (one fault per 2 MiB instead of per 4 KiB).
 template <class C>
@@ -491,12 +494,15 @@ private:
             read_bytes(out.data(), n * sizeof(E), "sequence elements");
             return;
         }
-        detail::reserve_large(out, n);
+        // The count is trusted up to trusted_reserve_bytes: reserved at once (no copy as it fills). Beyond that the
+        // storage doubles as the bytes arrive, so a corrupt count cannot reserve gigabytes for bytes that never come.
+        detail::reserve_large(out, std::min(n, detail::trusted_reserve_bytes / sizeof(E)));
         out.clear();
         // Resized as the bytes arrive: a corrupt count zero-fills at most twice what came.
         constexpr std::size_t first_step = (std::size_t{1} << 20) / sizeof(E);
         for (std::size_t got = 0; got < n;) {
             auto step = std::min(n - got, std::max(got, first_step));
+            if (got + step > out.capacity()) detail::reserve_large(out, std::min(n, std::max(got + step, 2 * out.capacity())));
             out.resize(got + step);
             read_bytes(out.data() + got, step * sizeof(E), "sequence elements");
             got += step;
@@ -777,7 +783,7 @@ T reader::read() {
         if constexpr (detail::contiguous_codec<U>) {
             read_contiguous(out, n);
         } else {
-            if constexpr (requires { out.reserve(n); }) out.reserve(n);
+            if constexpr (requires { out.reserve(n); }) out.reserve(std::min(n, detail::trusted_reserve_bytes / sizeof(E)));
             for (std::size_t i = 0; i < n; ++i) out.push_back(read<E>());
         }
         return out;
