@@ -35,7 +35,7 @@ struct task_call {
 
 namespace detail {
 
-inline constexpr std::uint32_t protocol_version = 1;
+inline constexpr std::uint32_t protocol_version = 2;
 inline constexpr std::size_t frame_header_size = 5;
 
 enum class frame_type : std::uint8_t {
@@ -53,7 +53,8 @@ enum class frame_type : std::uint8_t {
     context, // parent -> worker: context values to apply before the next task
     leak,    // worker -> parent: the leak audit found a task that changed contexts
     plugins, // parent -> worker: plugins loaded since, to load before the next task
-    last_ = plugins
+    ring,    // worker -> parent, in the result ring: the next frame is on the channel; on the channel: a doorbell
+    last_ = ring
 };
 
 inline const char* frame_type_name(frame_type t) noexcept {
@@ -72,6 +73,7 @@ inline const char* frame_type_name(frame_type t) noexcept {
     case frame_type::context: return "context";
     case frame_type::leak: return "leak";
     case frame_type::plugins: return "plugins";
+    case frame_type::ring: return "ring";
     }
     return "unknown";
 }
@@ -91,6 +93,7 @@ struct setup_msg {
     std::uint8_t log_level = 0;
     std::uint8_t leak_audit = 0; // leak_policy
     std::vector<std::string> plugins; // to load, in order, before the initializer
+    std::uint32_t result_ring = 0;    // data bytes of the result ring whose memory came with this frame; 0: none
 };
 
 /// The leak audit's finding: `task` changed these contexts.

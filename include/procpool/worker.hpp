@@ -6,6 +6,7 @@
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
 #include <procpool/context.hpp>
+#include <procpool/detail/result_ring.hpp>
 #include <procpool/detail/spin.hpp>
 #include <procpool/error.hpp>
 #include <procpool/log.hpp>
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -84,7 +86,42 @@ public:
     ~worker_channel() { std::free(large_); }
     [[nodiscard]] platform::native_handle handle() const noexcept { return fd_; }
 
-    bool send(std::span<const std::byte> frame) { return platform::write_all(fd_, frame.data(), frame.size()); }
+    /// Sends a frame: into the result ring once use_ring() was called (a large one over the channel, with a
+    /// `ring` record in the ring where it belongs), else over the channel. False when the parent is gone.
+    bool send(std::span<const std::byte> frame) {
+        if (!ring_) return platform::write_all(fd_, frame.data(), frame.size());
+        const bool fits = frame.size() <= ring_max_record;
+        const auto record = fits ? frame : ring_frame();
+        if (!make_room(record.size())) return false;
+        auto& c = ring_->control();
+        std::memcpy(ring_->at(ring_head_), record.data(), record.size());
+        ring_head_ += record.size();
+        c.head.store(ring_head_, std::memory_order_seq_cst);
+        if (!fits) return platform::write_all(fd_, frame.data(), frame.size()); // its bytes wake the parent
+        if (c.parent_sleeping.load(std::memory_order_seq_cst) && c.parent_sleeping.exchange(0)) {
+            const auto bell = ring_frame(); // the parent is about to block in poll: wake it through the channel
+            return platform::write_all(fd_, bell.data(), bell.size());
+        }
+        return true;
+    }
+
+    /// Sends the frames after this call into `ring` (the parent reads them there once this worker is ready).
+    void use_ring(std::unique_ptr<result_ring> ring) noexcept { ring_ = std::move(ring); }
+
+    /// Reads the setup frame, and the memory of a result ring if the parent sent one with it (else
+    /// `handle` is invalid_handle; the caller closes it).
+    bool receive_setup(frame_type& type, std::span<const std::byte>& payload, platform::native_handle& handle) {
+        handle = platform::invalid_handle;
+#if !PROCPOOL_WINDOWS
+        PROCPOOL_ASSERT(start_ == end_);
+        if (buf_.empty()) buf_.resize(buffer_bytes);
+        // The descriptor comes with the frame's first byte: read the header with recvmsg, the rest as usual.
+        if (!platform::recv_handle(fd_, handle, buf_.data(), frame_header_size)) return false;
+        start_ = 0;
+        end_ = frame_header_size;
+#endif
+        return receive(type, payload);
+    }
 
     /// Next frame; false on end of stream. `payload` stays valid until the next receive.
     /// \throws protocol_error on a corrupt header.
@@ -187,6 +224,23 @@ public:
     static constexpr int large_idle_ms = 50;
 
 private:
+    /// Waits until the ring has room for n bytes. False if the parent is gone.
+    bool make_room(std::size_t n) {
+        auto& c = ring_->control();
+        auto room = [&] { return ring_->bytes() - (ring_head_ - c.tail.load(std::memory_order_seq_cst)) >= n; };
+        while (!room()) {
+            c.worker_waiting.store(1, std::memory_order_seq_cst);
+            if (room()) break;
+            // The parent drains the ring when it reads the channel: ring whether or not it sleeps.
+            const auto bell = ring_frame();
+            if (!platform::write_all(fd_, bell.data(), bell.size())) return false;
+            platform::wait_on_shared(c.worker_waiting, 1, 100);
+            if (platform::peer_closed(fd_)) return false;
+        }
+        c.worker_waiting.store(0, std::memory_order_relaxed);
+        return true;
+    }
+
     [[noreturn]] void stream_ended() {
         broken_ = true;
         throw protocol_error("procpool: the channel ended in the middle of a task frame (" +
@@ -232,6 +286,8 @@ private:
     std::size_t frame_left_ = 0; // bytes of the streamed frame still in the channel
     std::byte* large_ = nullptr;
     std::size_t large_size_ = 0, large_capacity_ = 0;
+    std::unique_ptr<result_ring> ring_; // null: frames go over the channel
+    std::uint64_t ring_head_ = 0;       // bytes published in the ring
 };
 
 inline exception_record unknown_task_record(std::string_view name) {
@@ -338,10 +394,27 @@ inline int serve_channel(platform::native_handle fd) noexcept {
 
         frame_type type{};
         std::span<const std::byte> payload;
-        if (!ch.receive(type, payload)) return 0; // refused by the parent, or the parent is gone
+        platform::native_handle ring_memory = platform::invalid_handle;
+        struct closer {
+            platform::native_handle& h;
+            ~closer() {
+                if (h != platform::invalid_handle) platform::close_handle(h);
+            }
+        } close_ring_memory{ring_memory};
+        if (!ch.receive_setup(type, payload, ring_memory)) return 0; // refused by the parent, or the parent is gone
         if (type != frame_type::setup)
             throw protocol_error(std::string("procpool: expected setup, got ") + frame_type_name(type), 0);
         auto setup = decode<setup_msg>(payload);
+        std::unique_ptr<result_ring> ring;
+        if (setup.result_ring) {
+            if (ring_memory == platform::invalid_handle)
+                throw protocol_error("procpool: the setup frame announced a result ring, but no memory came with it", 0);
+            if (setup.result_ring < 4 * ring_max_record)
+                throw protocol_error("procpool: the setup frame announced a result ring of " +
+                                         std::to_string(setup.result_ring) + " bytes, too small",
+                                     0);
+            ring = std::make_unique<result_ring>(ring_memory, setup.result_ring);
+        }
         set_log_level(static_cast<log_level>(setup.log_level));
         try {
             load_plugins(setup.plugins);
@@ -356,6 +429,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             }
         }
         if (!ch.send(make_empty_frame(frame_type::ready))) return 0;
+        if (ring) ch.use_ring(std::move(ring)); // what follows ready goes to the ring
         log(log_level::debug, [&] { return "worker " + std::to_string(setup.worker_index) + " ready"; });
 
         kept_args::instance().enabled = true; // this thread runs one task at a time from here on

@@ -11,6 +11,7 @@
 
 #include <procpool/config.hpp>
 #include <procpool/context.hpp>
+#include <procpool/detail/result_ring.hpp>
 #include <procpool/detail/spin.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
@@ -186,6 +187,12 @@ struct worker_slot {
     std::shared_ptr<const context_snapshot> applied; // the contexts this worker has been sent
     std::size_t plugins_sent = 0;                    // how many of the loaded plugins it has been told about
     std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
+    std::unique_ptr<result_ring> ring; // where its frames arrive once it is ready (null: all on the channel)
+    bool ring_on = false;              // it is ready: frames on the channel follow their `ring` record
+    std::uint64_t ring_tail = 0;       // how far the ring has been read
+    [[nodiscard]] bool ring_has_data() const noexcept {
+        return ring_on && ring->control().head.load(std::memory_order_acquire) != ring_tail;
+    }
 };
 
 using platform::describe_exit;
@@ -536,14 +543,26 @@ private:
             auto ready = [&] {
                 for (const auto& i : items)
                     if (i.readable || i.writable || i.hangup) return true;
+                for (auto* w : who)
+                    if (w->ring_has_data()) return true;
                 return false;
             };
-            if (answers_due && timeout != 0) {
-                spin_.wait([&] { return platform::wait_any(items, 0), ready(); },
-                           [&] { return platform::wait_any(items, timeout), true; });
-            } else {
-                platform::wait_any(items, timeout);
-            }
+            // Before blocking, each ring is told to ring its doorbell (the channel) for its next record; then
+            // looked at once more, so that a record published in between is not slept on.
+            auto block = [&] {
+                bool data = false;
+                for (auto* w : who) {
+                    if (!w->ring_on) continue;
+                    w->ring->control().parent_sleeping.store(1, std::memory_order_seq_cst);
+                    data = data || w->ring->control().head.load(std::memory_order_seq_cst) != w->ring_tail;
+                }
+                platform::wait_any(items, data ? 0 : timeout);
+                for (auto* w : who)
+                    if (w->ring_on) w->ring->control().parent_sleeping.store(0, std::memory_order_relaxed);
+                return true;
+            };
+            if (answers_due && timeout != 0) spin_.wait([&] { return platform::wait_any(items, 0), ready(); }, block);
+            else block();
         } catch (...) {
             lk.lock();
             throw;
@@ -559,7 +578,15 @@ private:
             auto* w = who[i];
             if (w->state == worker_slot::phase::closed) continue;
             if (items[i].writable) flush(*w);
-            if (items[i].readable || items[i].hangup) receive(*w);
+            if (items[i].readable || items[i].hangup) {
+                receive(*w);
+            } else if (w->ring_has_data()) {
+                try {
+                    drain_ring(*w, false);
+                } catch (const protocol_error& e) {
+                    corrupt(*w, e);
+                }
+            }
         }
         now_ms = platform::now_ms();
         for (auto* w : who) {
@@ -845,12 +872,13 @@ private:
                 while (w.state != worker_slot::phase::closed) {
                     auto f = w.in.next(PROCPOOL_MAX_FRAME_BYTES);
                     if (!f) break;
-                    handle(w, f->first, f->second);
+                    channel_frame(w, f->first, f->second);
                 }
+                // At end of stream, what it published before it ended counts (a result is never blamed for a
+                // crash that came after it).
+                if (w.state != worker_slot::phase::closed) drain_ring(w, false);
             } catch (const protocol_error& e) {
-                kill(w, std::make_exception_ptr(protocol_error(
-                            "procpool: worker pid " + std::to_string(w.pid) + " sent a corrupt frame: " + e.what(),
-                            e.offset())));
+                corrupt(w, e);
                 return;
             }
             if (w.state == worker_slot::phase::closed) return;
@@ -863,6 +891,57 @@ private:
             if (static_cast<std::size_t>(n) >= budget) return;
             budget -= static_cast<std::size_t>(n);
         }
+    }
+
+    void corrupt(worker_slot& w, const protocol_error& e) {
+        kill(w, std::make_exception_ptr(protocol_error(
+                    "procpool: worker pid " + std::to_string(w.pid) + " sent a corrupt frame: " + e.what(), e.offset())));
+    }
+
+    /// A frame from the channel. With a ring, it is a doorbell, or the frame of the next `ring` record: the
+    /// records before that one are handled first.
+    void channel_frame(worker_slot& w, frame_type type, std::span<const std::byte> payload) {
+        if (!w.ring_on) return handle(w, type, payload);
+        if (type == frame_type::ring) return; // a doorbell: the ring is read below
+        if (!drain_ring(w, true))
+            throw protocol_error(std::string("procpool: a ") + frame_type_name(type) +
+                                     " frame came on the channel without its record in the result ring",
+                                 0);
+        if (w.state != worker_slot::phase::closed) handle(w, type, payload);
+    }
+
+    /// Handles the ring's records up to its head, or up to a `ring` record (whose frame is on the channel):
+    /// with `take_mark`, that record is consumed and true returned. Wakes a worker waiting for room.
+    bool drain_ring(worker_slot& w, bool take_mark) {
+        if (!w.ring_on) return false;
+        auto& ring = *w.ring;
+        auto& c = ring.control();
+        const auto head = c.head.load(std::memory_order_acquire);
+        if (head - w.ring_tail > ring.bytes())
+            throw protocol_error("procpool: the result ring's head (" + std::to_string(head) + ") is corrupt", 0);
+        bool took = false;
+        std::uint64_t t = w.ring_tail;
+        while (t != head && w.state != worker_slot::phase::closed) {
+            if (head - t < frame_header_size) throw protocol_error("procpool: a truncated record in the result ring", 0);
+            const std::byte* at = ring.at(t);
+            auto h = parse_frame_head(at, ring_max_record);
+            const auto size = frame_header_size + h.length;
+            if (size > head - t) throw protocol_error("procpool: a truncated record in the result ring", 0);
+            if (h.type == frame_type::ring) {
+                if (take_mark) {
+                    t += size;
+                    took = true;
+                }
+                break;
+            }
+            handle(w, h.type, std::span<const std::byte>(at + frame_header_size, h.length));
+            t += size;
+        }
+        w.ring_tail = t;
+        c.tail.store(t, std::memory_order_seq_cst);
+        if (c.worker_waiting.load(std::memory_order_seq_cst) && c.worker_waiting.exchange(0))
+            platform::wake_shared(c.worker_waiting);
+        return took;
     }
 
     // ---- frames from a worker ------------------------------------------------------------------------------
@@ -891,7 +970,21 @@ private:
             s.plugins = loaded_plugins();
             w.plugins_sent = s.plugins.size();
             w.state = P::setup;
-            send(w, make_frame(frame_type::setup, s));
+            platform::native_handle ring_fd = platform::invalid_handle;
+            if (platform::has_result_ring && w.out.empty()) w.ring = result_ring::create(result_ring_bytes, ring_fd);
+            if (!w.ring) {
+                send(w, make_frame(frame_type::setup, s));
+                return;
+            }
+            s.result_ring = static_cast<std::uint32_t>(result_ring_bytes);
+            const auto frame = make_frame(frame_type::setup, s);
+#if !PROCPOOL_WINDOWS
+            const bool sent = platform::send_handle(w.fd, ring_fd, frame.data(), frame.size());
+#else
+            const bool sent = false;
+#endif
+            platform::close_handle(ring_fd);
+            if (!sent) start_failed(w, "could not be sent its setup frame and result ring");
             return;
         }
         case frame_type::guard_missing: {
@@ -901,6 +994,7 @@ private:
         case frame_type::ready:
             if (w.state != P::setup) break;
             w.state = P::ready;
+            w.ring_on = w.ring != nullptr; // what it sends from here on is in the ring, or marked there
             consecutive_start_failures_ = 0;
             log(log_level::debug, [&] { return "worker pid " + std::to_string(w.pid) + " ready"; });
             dispatch();

@@ -35,7 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #endif
 #if defined(__APPLE__)
 #include <mach-o/dyld.h>
@@ -511,6 +514,92 @@ inline bool recv_handle(native_handle sock, native_handle& fd, void* data, std::
     }
     if (static_cast<std::size_t>(r) < n) return read_all(sock, static_cast<char*>(data) + r, n - static_cast<std::size_t>(r));
     return true;
+}
+
+// ---- shared memory for the result ring (Linux: memfd, a double mapping, futex) --------------------------------
+#if defined(__linux__)
+inline constexpr bool has_result_ring = true;
+#else
+inline constexpr bool has_result_ring = false;
+#endif
+
+/// Bytes of the ring's control page, mapped before its data.
+inline constexpr std::size_t ring_control_bytes = 4096;
+
+/// Anonymous shared memory of ring_control_bytes + `bytes`, as a descriptor; invalid_handle where unsupported.
+inline native_handle create_ring_memory([[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(__linux__)
+    int fd = static_cast<int>(::syscall(SYS_memfd_create, "procpool-results", 1u /* MFD_CLOEXEC */));
+    if (fd < 0) return invalid_handle;
+    if (::ftruncate(fd, static_cast<off_t>(ring_control_bytes + bytes)) != 0) {
+        ::close(fd);
+        return invalid_handle;
+    }
+    return fd;
+#else
+    return invalid_handle;
+#endif
+}
+
+/// Maps the memory of create_ring_memory: the control page, then the data twice in a row, so that a record
+/// that wraps around the end reads and writes as one span. Null if `fd` is not such memory of that size.
+inline void* map_ring([[maybe_unused]] native_handle fd, [[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(__linux__)
+    struct stat st{};
+    if (bytes == 0 || bytes % 4096 || ::fstat(fd, &st) != 0 ||
+        static_cast<std::size_t>(st.st_size) != ring_control_bytes + bytes)
+        return nullptr;
+    const std::size_t whole = ring_control_bytes + 2 * bytes;
+    void* base = ::mmap(nullptr, whole, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return nullptr;
+    auto* b = static_cast<char*>(base);
+    if (::mmap(b, ring_control_bytes + bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED ||
+        ::mmap(b + ring_control_bytes + bytes, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+               static_cast<off_t>(ring_control_bytes)) == MAP_FAILED) {
+        ::munmap(base, whole);
+        return nullptr;
+    }
+    return base;
+#else
+    return nullptr;
+#endif
+}
+
+inline void unmap_ring([[maybe_unused]] void* base, [[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(__linux__)
+    if (base) ::munmap(base, ring_control_bytes + 2 * bytes);
+#endif
+}
+
+/// Blocks while `word` (in memory shared between processes) holds `expected`, for at most timeout_ms.
+inline void wait_on_shared([[maybe_unused]] std::atomic<std::uint32_t>& word, [[maybe_unused]] std::uint32_t expected,
+                           [[maybe_unused]] int timeout_ms) noexcept {
+#if defined(__linux__)
+    static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+    timespec ts{timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * 1000000L};
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+#endif
+}
+
+/// Wakes the waiters of wait_on_shared on `word`.
+inline void wake_shared([[maybe_unused]] std::atomic<std::uint32_t>& word) noexcept {
+#if defined(__linux__)
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+#endif
+}
+
+/// Whether the other end of a socket has closed it.
+inline bool peer_closed(native_handle fd) noexcept {
+#if defined(POLLRDHUP)
+    pollfd p{fd, POLLRDHUP, 0};
+#else
+    pollfd p{fd, 0, 0};
+#endif
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR
+#if defined(POLLRDHUP)
+                                                 | POLLRDHUP
+#endif
+                                                 ));
 }
 
 /// Resident memory of a process in bytes, or 0 where it cannot be read.

@@ -13,6 +13,7 @@
 #include <procpool/platform/types.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -855,6 +856,16 @@ inline void unset_env(const char* name) noexcept {
     std::string kv = std::string(name) + "=";
     ::_putenv(kv.c_str()); // the C runtime's copy, which getenv reads
 }
+
+// The result ring is POSIX (Linux) only: results travel over the pipe here.
+inline constexpr bool has_result_ring = false;
+inline constexpr std::size_t ring_control_bytes = 4096;
+inline native_handle create_ring_memory(std::size_t) noexcept { return invalid_handle; }
+inline void* map_ring(native_handle, std::size_t) noexcept { return nullptr; }
+inline void unmap_ring(void*, std::size_t) noexcept {}
+inline void wait_on_shared(std::atomic<std::uint32_t>&, std::uint32_t, int) noexcept {}
+inline void wake_shared(std::atomic<std::uint32_t>&) noexcept {}
+inline bool peer_closed(native_handle) noexcept { return false; }
 
 /// Milliseconds on a monotonic clock.
 inline std::int64_t now_ms() noexcept {
