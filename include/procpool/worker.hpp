@@ -415,6 +415,10 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                                      0);
             ring = std::make_unique<result_ring>(ring_memory, setup.result_ring);
         }
+        if (ring_memory != platform::invalid_handle) { // the mapping stays; the descriptor would only leak
+            platform::close_handle(ring_memory);
+            ring_memory = platform::invalid_handle;
+        }
         set_log_level(static_cast<log_level>(setup.log_level));
         try {
             load_plugins(setup.plugins);

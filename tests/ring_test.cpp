@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: BSL-1.0
+// tests/ring_test.cpp: the result ring (Linux): each worker writes its results into memory it shares with the
+// pool (detail/result_ring.hpp), and a frame too large for it goes over the channel in its place. What these
+// check: every start method uses it, order holds across the two paths, a full ring makes the worker wait (not
+// overwrite), a result published just before a crash still counts, and a corrupt ring is refused.
+#include "catch.hpp"
+#include "test_tasks.hpp"
+
+#include <procpool/procpool.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__linux__)
+
+namespace rt {
+
+inline std::vector<std::byte> blob(std::uint32_t n, int seed) {
+    std::vector<std::byte> b(n);
+    for (std::uint32_t i = 0; i < n; ++i) b[i] = static_cast<std::byte>((static_cast<std::uint32_t>(seed) + i) % 251);
+    return b;
+}
+inline int plus_one(int x) { return x + 1; }
+[[noreturn]] inline int exit_now(int) { std::_Exit(3); }
+
+// The address of this worker's result ring (its control page), from /proc/self/maps; null when there is none.
+inline void* ring_base() {
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);)
+        if (line.find("procpool-results") != std::string::npos)
+            return reinterpret_cast<void*>(std::strtoull(line.c_str(), nullptr, 16));
+    return nullptr;
+}
+inline bool has_ring(int) { return ring_base() != nullptr; }
+
+// Moves the ring's head far past what the ring holds, then exits: the parent reads it at the end of stream.
+[[noreturn]] inline int corrupt_head_and_exit(int) {
+    if (auto* base = ring_base()) {
+        auto& c = *static_cast<procpool::detail::ring_control*>(base);
+        c.head.store(c.head.load() + 3 * procpool::detail::result_ring_bytes);
+    }
+    std::_Exit(3);
+}
+
+} // namespace rt
+
+PROCPOOL_TASK(rt::blob);
+PROCPOOL_TASK(rt::plus_one);
+PROCPOOL_TASK(rt::exit_now);
+PROCPOOL_TASK(rt::has_ring);
+PROCPOOL_TASK(rt::corrupt_head_and_exit);
+
+using procpool::start_method;
+
+namespace {
+std::vector<std::byte> expected_blob(std::uint32_t n, int seed) { return rt::blob(n, seed); }
+} // namespace
+
+TEST_CASE("ring: every start method's workers write results into a shared ring", "[ring]") {
+    auto method = GENERATE(start_method::fork, start_method::spawn, start_method::forkserver);
+    INFO(ppt::name(method));
+    procpool::pool pool{{.workers = 2, .start = method}};
+    CHECK(pool.submit<rt::has_ring>(0).get());
+    for (long pid : pool.worker_pids()) {
+        std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+        std::string all((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+        CHECK(all.find("procpool-results") != std::string::npos);
+    }
+}
+
+TEST_CASE("ring: large results over the channel keep their order among small ones in the ring", "[ring]") {
+    auto method = GENERATE(start_method::fork, start_method::spawn);
+    INFO(ppt::name(method));
+    procpool::pool pool{{.workers = 2, .start = method}};
+    // Above ring_max_record (16 KiB) a result goes over the channel; every third one here does.
+    std::vector<procpool::future<std::vector<std::byte>>> fs;
+    for (int i = 0; i < 300; ++i)
+        fs.push_back(pool.submit<rt::blob>(static_cast<std::uint32_t>(i % 3 == 0 ? 40'000 + i : 1 + i % 50), i));
+    for (int i = 0; i < 300; ++i) {
+        INFO("task " << i);
+        REQUIRE(fs[static_cast<std::size_t>(i)].get() ==
+                expected_blob(static_cast<std::uint32_t>(i % 3 == 0 ? 40'000 + i : 1 + i % 50), i));
+    }
+}
+
+TEST_CASE("ring: a worker whose ring is full waits for the pool to read it", "[ring]") {
+    procpool::pool pool{{.workers = 1, .start = start_method::fork, .prefetch = 128}};
+    // 128 results of 15 KiB (each fits the ring) are 7.5 times the ring: with no thread reading while they are
+    // submitted, the worker must wait for room instead of overwriting results not yet read.
+    std::vector<procpool::future<std::vector<std::byte>>> fs;
+    for (int i = 0; i < 128; ++i) fs.push_back(pool.submit<rt::blob>(std::uint32_t{15'000}, i));
+    for (int i = 0; i < 128; ++i) {
+        INFO("task " << i);
+        REQUIRE(fs[static_cast<std::size_t>(i)].get() == expected_blob(15'000, i));
+    }
+    CHECK(pool.submit<rt::plus_one>(1).get() == 2);
+}
+
+TEST_CASE("ring: a result published before its worker crashed still counts", "[ring]") {
+    auto method = GENERATE(start_method::fork, start_method::spawn);
+    INFO(ppt::name(method));
+    procpool::pool pool{{.workers = 1, .start = method}};
+    CHECK(pool.submit<rt::plus_one>(0).get() == 1); // the worker is ready, and its ring in use
+    const long pid = pool.worker_pids().at(0);
+    auto first = pool.submit<rt::plus_one>(41); // both sent at once (the worker takes two jobs ahead)
+    auto second = pool.submit<rt::exit_now>(0);
+    // No thread reads while the worker answers the first and dies in the second: wait until it is a zombie.
+    while (ppt::process_state(pid) != 'Z' && ppt::process_state(pid) != 0) std::this_thread::yield();
+    CHECK(first.get() == 42); // read from the ring at the end of stream, not blamed for the crash
+    CHECK_THROWS_AS(second.get(), procpool::worker_died);
+    CHECK(pool.submit<rt::plus_one>(1).get() == 2);
+}
+
+TEST_CASE("ring: a corrupt ring is refused with a specific error and the pool goes on", "[ring]") {
+    procpool::pool pool{{.workers = 1, .start = start_method::fork}};
+    CHECK(pool.submit<rt::plus_one>(0).get() == 1);
+    auto f = pool.submit<rt::corrupt_head_and_exit>(0);
+    CHECK_THROWS_WITH(f.get(), ppt::has_substring("the result ring's head"));
+    CHECK(pool.submit<rt::plus_one>(1).get() == 2);
+}
+
+#endif // __linux__
