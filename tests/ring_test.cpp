@@ -73,6 +73,24 @@ TEST_CASE("ring: every start method's workers write results into a shared ring",
     }
 }
 
+namespace {
+int ring_mappings_of(long pid) { // lines of /proc/<pid>/maps: a ring is two (the control page and data, the mirror)
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+    int n = 0;
+    for (std::string line; std::getline(maps, line);) n += line.find("procpool-results") != std::string::npos;
+    return n;
+}
+} // namespace
+
+TEST_CASE("ring: a forked worker maps its own ring only, not those of the parent's other workers", "[ring]") {
+    procpool::pool first{{.workers = 2, .start = start_method::spawn}};
+    CHECK(first.submit<rt::plus_one>(0).get() == 1); // the parent maps both of its workers' rings now
+    procpool::pool second{{.workers = 1, .start = start_method::fork}}; // its template is forked after that
+    CHECK(second.submit<rt::plus_one>(0).get() == 1);
+    for (long pid : first.worker_pids()) CHECK(ring_mappings_of(pid) == 2);
+    for (long pid : second.worker_pids()) CHECK(ring_mappings_of(pid) == 2);
+}
+
 TEST_CASE("ring: large results over the channel keep their order among small ones in the ring", "[ring]") {
     auto method = GENERATE(start_method::fork, start_method::spawn);
     INFO(ppt::name(method));

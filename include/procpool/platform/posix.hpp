@@ -559,6 +559,8 @@ inline void* map_ring([[maybe_unused]] native_handle fd, [[maybe_unused]] std::s
         ::munmap(base, whole);
         return nullptr;
     }
+    // Not inherited by fork: a fork template (or a process a task forks) has no business with this worker's ring.
+    ::madvise(base, whole, MADV_DONTFORK);
     return base;
 #else
     return nullptr;
