@@ -921,15 +921,15 @@ std::size_t capacity_after_lie(std::uint64_t count, std::size_t claimed) {
 
 TEST_CASE("codec: a count the frame claims room for reserves at most a bounded amount before its bytes come", "[codec][stream]") {
     constexpr std::size_t gib = std::size_t{1} << 30;
+    constexpr std::size_t bound = procpool::detail::trusted_reserve_bytes + 64; // a library may round capacity up
     // Without the bound, each of these reserves the whole claim (1 GiB, 3 GiB, 2 GiB) for bytes that never come.
-    CHECK(capacity_after_lie<std::string>(gib, gib + 16) <= procpool::detail::trusted_reserve_bytes);
-    CHECK(capacity_after_lie<std::vector<std::uint16_t>>(3 * gib / 2, 3 * gib + 16) * 2 <=
-          procpool::detail::trusted_reserve_bytes);
+    CHECK(capacity_after_lie<std::string>(gib, gib + 16) <= bound);
+    CHECK(capacity_after_lie<std::vector<std::uint16_t>>(3 * gib / 2, 3 * gib + 16) * 2 <= bound);
     // A vector of strings is built in a fresh vector (read_into cannot reuse it): its allocator watches.
     largest_allocation = 0;
     (void)capacity_after_lie<std::vector<std::string, watched_allocator<std::string>>>(gib / 16, gib + 16);
     CHECK(largest_allocation > 0);
-    CHECK(largest_allocation <= procpool::detail::trusted_reserve_bytes);
+    CHECK(largest_allocation <= bound);
 }
 
 TEST_CASE("codec: read_into reuses the storage of strings and vectors", "[codec][stream]") {
