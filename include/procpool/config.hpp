@@ -41,6 +41,12 @@
 #define PROCPOOL_SPIN_MICROSECONDS 50
 #endif
 
+#ifndef PROCPOOL_RESULT_RING
+/// 1: on Linux, workers write results into memory shared with the pool (detail/result_ring.hpp); 0: every result
+/// travels over the channel.
+#define PROCPOOL_RESULT_RING 1
+#endif
+
 #if defined(_WIN32)
 #define PROCPOOL_WINDOWS 1
 #define PROCPOOL_POSIX 0

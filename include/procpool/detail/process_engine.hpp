@@ -188,6 +188,7 @@ struct worker_slot {
     std::size_t plugins_sent = 0;                    // how many of the loaded plugins it has been told about
     std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
     std::unique_ptr<result_ring> ring; // where its frames arrive once it is ready (null: all on the channel)
+    platform::native_handle ring_fd = platform::invalid_handle; // the ring's memory, until sent with setup
     bool ring_on = false;              // it is ready: frames on the channel follow their `ring` record
     std::uint64_t ring_tail = 0;       // how far the ring has been read
     [[nodiscard]] bool ring_has_data() const noexcept {
@@ -489,6 +490,11 @@ private:
         w->index = next_index_++;
         w->from_template = from_template;
         w->started_ms = platform::now_ms();
+        // The ring's memory is made now, while the worker starts, and sent with the setup frame.
+        if (PROCPOOL_RESULT_RING && platform::has_result_ring) {
+            w->ring = result_ring::create(result_ring_bytes, w->ring_fd);
+            if (w->ring) own_handle(w->ring_fd);
+        }
         log(log_level::info, [&] { return "worker " + std::to_string(w->index) + " started, pid " + std::to_string(pid); });
         slots_.push_back(std::move(w));
     }
@@ -893,6 +899,13 @@ private:
         }
     }
 
+    void close_ring_fd(worker_slot& w) {
+        if (w.ring_fd == platform::invalid_handle) return;
+        release_handle(w.ring_fd);
+        platform::close_handle(w.ring_fd);
+        w.ring_fd = platform::invalid_handle;
+    }
+
     void corrupt(worker_slot& w, const protocol_error& e) {
         kill(w, std::make_exception_ptr(protocol_error(
                     "procpool: worker pid " + std::to_string(w.pid) + " sent a corrupt frame: " + e.what(), e.offset())));
@@ -970,20 +983,20 @@ private:
             s.plugins = loaded_plugins();
             w.plugins_sent = s.plugins.size();
             w.state = P::setup;
-            platform::native_handle ring_fd = platform::invalid_handle;
-            if (platform::has_result_ring && w.out.empty()) w.ring = result_ring::create(result_ring_bytes, ring_fd);
-            if (!w.ring) {
+            if (!w.ring || !w.out.empty()) {
+                w.ring.reset();
+                close_ring_fd(w);
                 send(w, make_frame(frame_type::setup, s));
                 return;
             }
             s.result_ring = static_cast<std::uint32_t>(result_ring_bytes);
             const auto frame = make_frame(frame_type::setup, s);
 #if !PROCPOOL_WINDOWS
-            const bool sent = platform::send_handle(w.fd, ring_fd, frame.data(), frame.size());
+            const bool sent = platform::send_handle(w.fd, w.ring_fd, frame.data(), frame.size());
 #else
             const bool sent = false;
 #endif
-            platform::close_handle(ring_fd);
+            close_ring_fd(w); // the worker has its own descriptor now (or none: then it is refused below)
             if (!sent) start_failed(w, "could not be sent its setup frame and result ring");
             return;
         }
@@ -1182,6 +1195,7 @@ private:
         auto was = w.state;
         w.state = P::closed;
         w.out.clear(); // unwritten bytes, some borrowed from the jobs requeued below
+        close_ring_fd(w);
         release_handle(w.fd);
         platform::close_handle(w.fd);
         w.fd = -1;
@@ -1299,6 +1313,7 @@ private:
         std::lock_guard lk(m_);
         for (auto& w : slots_) {
             if (w->state == worker_slot::phase::closed) continue;
+            close_ring_fd(*w);
             release_handle(w->fd);
             platform::close_handle(w->fd); // the worker sees end of stream and exits
             w->state = worker_slot::phase::closed;
