@@ -333,6 +333,20 @@ TEST_CASE("as_completed and wait_all", "[pool][futures]") {
     for (int i = 0; i < 9; ++i) CHECK(more[static_cast<std::size_t>(i)].get() == i * i);
 }
 
+TEST_CASE("a future used after get, or never given a task, throws future_error (no_state)", "[pool][futures]") {
+    procpool::pool p{{.workers = 1}};
+    auto f = p.submit<square>(3);
+    CHECK(f.get() == 9);
+    CHECK_FALSE(f.valid());
+    auto no_state = [](const std::future_error& e) { return e.code() == std::future_errc::no_state; };
+    CHECK_THROWS_MATCHES(f.get(), std::future_error, Catch::Matchers::Predicate<std::future_error>(no_state));
+    CHECK_THROWS_MATCHES(f.wait(), std::future_error, Catch::Matchers::Predicate<std::future_error>(no_state));
+    procpool::future<int> never;
+    CHECK_THROWS_MATCHES(never.wait_for(std::chrono::milliseconds(1)), std::future_error,
+                         Catch::Matchers::Predicate<std::future_error>(no_state));
+    CHECK_THROWS_MATCHES(never.cancel(), std::future_error, Catch::Matchers::Predicate<std::future_error>(no_state));
+}
+
 TEST_CASE("as_completed yields a finished task before a blocked one", "[pool][futures]") {
     auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -38,11 +39,20 @@ inline void* ring_base() {
 }
 inline bool has_ring(int) { return ring_base() != nullptr; }
 
-// Moves the ring's head far past what the ring holds, then exits: the parent reads it at the end of stream.
-[[noreturn]] inline int corrupt_head_and_exit(int) {
+// Corrupts the ring, then exits: the parent reads it at the end of stream. how 0: the head moves far past what
+// the ring holds; 1: a record of an unknown frame type is published.
+[[noreturn]] inline int corrupt_ring_and_exit(int how) {
     if (auto* base = ring_base()) {
         auto& c = *static_cast<procpool::detail::ring_control*>(base);
-        c.head.store(c.head.load() + 3 * procpool::detail::result_ring_bytes);
+        const auto head = c.head.load();
+        if (how == 0) {
+            c.head.store(head + 3 * procpool::detail::result_ring_bytes);
+        } else {
+            auto* data = static_cast<std::byte*>(base) + procpool::platform::ring_control_bytes;
+            const std::byte record[] = {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0xEE}};
+            std::memcpy(data + head % procpool::detail::result_ring_bytes, record, sizeof record);
+            c.head.store(head + sizeof record);
+        }
     }
     std::_Exit(3);
 }
@@ -53,7 +63,7 @@ PROCPOOL_TASK(rt::blob);
 PROCPOOL_TASK(rt::plus_one);
 PROCPOOL_TASK(rt::exit_now);
 PROCPOOL_TASK(rt::has_ring);
-PROCPOOL_TASK(rt::corrupt_head_and_exit);
+PROCPOOL_TASK(rt::corrupt_ring_and_exit);
 
 using procpool::start_method;
 
@@ -135,10 +145,16 @@ TEST_CASE("ring: a result published before its worker crashed still counts", "[r
 }
 
 TEST_CASE("ring: a corrupt ring is refused with a specific error and the pool goes on", "[ring]") {
+    const int how = GENERATE(0, 1);
     procpool::pool pool{{.workers = 1, .start = start_method::fork}};
     CHECK(pool.submit<rt::plus_one>(0).get() == 1);
-    auto f = pool.submit<rt::corrupt_head_and_exit>(0);
-    CHECK_THROWS_WITH(f.get(), ppt::has_substring("the result ring's head"));
+    auto f = pool.submit<rt::corrupt_ring_and_exit>(how);
+    try {
+        (void)f.get();
+        FAIL("a corrupt ring went unnoticed");
+    } catch (const procpool::protocol_error& e) {
+        CHECK_THAT(e.what(), ppt::has_substring(how == 0 ? "the result ring's head" : "unknown frame type 238"));
+    }
     CHECK(pool.submit<rt::plus_one>(1).get() == 2);
 }
 

@@ -154,7 +154,7 @@ public:
     /// \throws the task's exception (standard types as themselves, others as remote_error), worker_died,
     /// task_cancelled or pool_closed.
     T get() {
-        PROCPOOL_ASSERT(valid());
+        require_state();
         auto s = std::move(s_);
         detail::wait_state(*s);
         if (s->error) std::rethrow_exception(s->error);
@@ -164,7 +164,7 @@ public:
 
     /// Waits until the result is available.
     void wait() const {
-        PROCPOOL_ASSERT(valid());
+        require_state();
         detail::wait_state(*s_);
     }
 
@@ -175,14 +175,16 @@ public:
     }
     template <class Clock, class Duration>
     std::future_status wait_until(const std::chrono::time_point<Clock, Duration>& t) const {
-        PROCPOOL_ASSERT(valid());
+        require_state();
         auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
         detail::wait_state(*s_, deadline);
         return is_ready() ? std::future_status::ready : std::future_status::timeout;
     }
 
-    /// True until get() is called (or for a default-constructed future, never).
+    /// True until get() is called (or for a default-constructed future, never). get(), wait(), wait_for(),
+    /// wait_until() and cancel() on a future that is not valid throw std::future_error (no_state), as
+    /// libstdc++'s std::future does.
     [[nodiscard]] bool valid() const noexcept { return s_ != nullptr; }
     /// True when get() would not wait. Does not drive the pool.
     [[nodiscard]] bool is_ready() const noexcept { return s_ && s_->done.load(std::memory_order_acquire); }
@@ -192,7 +194,7 @@ public:
     /// Cancels the task if it has not been sent to a worker yet; get() then throws task_cancelled.
     /// Returns false when it already started or finished.
     bool cancel() {
-        PROCPOOL_ASSERT(valid());
+        require_state();
         if (is_ready()) return false;
         auto e = s_->owner.lock();
         return e && e->cancel(*s_);
@@ -203,6 +205,10 @@ public:
     /// \endcond
 
 private:
+    void require_state() const {
+        if (!s_) throw std::future_error(std::future_errc::no_state);
+    }
+
     std::shared_ptr<detail::value_state<T>> s_;
 };
 
