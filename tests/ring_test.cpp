@@ -40,7 +40,8 @@ inline void* ring_base() {
 inline bool has_ring(int) { return ring_base() != nullptr; }
 
 // Corrupts the ring, then exits: the parent reads it at the end of stream. how 0: the head moves far past what
-// the ring holds; 1: a record of an unknown frame type is published.
+// the ring holds; 1: a record of an unknown frame type is published; 2: a result record whose header claims 16
+// bytes is published without them.
 [[noreturn]] inline int corrupt_ring_and_exit(int how) {
     if (auto* base = ring_base()) {
         auto& c = *static_cast<procpool::detail::ring_control*>(base);
@@ -49,7 +50,8 @@ inline bool has_ring(int) { return ring_base() != nullptr; }
             c.head.store(head + 3 * procpool::detail::result_ring_bytes);
         } else {
             auto* data = static_cast<std::byte*>(base) + procpool::platform::ring_control_bytes;
-            const std::byte record[] = {std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0xEE}};
+            const auto type = how == 1 ? std::byte{0xEE} : static_cast<std::byte>(procpool::detail::frame_type::result);
+            const std::byte record[] = {how == 1 ? std::byte{0} : std::byte{16}, std::byte{0}, std::byte{0}, std::byte{0}, type};
             std::memcpy(data + head % procpool::detail::result_ring_bytes, record, sizeof record);
             c.head.store(head + sizeof record);
         }
@@ -145,7 +147,7 @@ TEST_CASE("ring: a result published before its worker crashed still counts", "[r
 }
 
 TEST_CASE("ring: a corrupt ring is refused with a specific error and the pool goes on", "[ring]") {
-    const int how = GENERATE(0, 1);
+    const int how = GENERATE(0, 1, 2);
     procpool::pool pool{{.workers = 1, .start = start_method::fork}};
     CHECK(pool.submit<rt::plus_one>(0).get() == 1);
     auto f = pool.submit<rt::corrupt_ring_and_exit>(how);
@@ -153,7 +155,9 @@ TEST_CASE("ring: a corrupt ring is refused with a specific error and the pool go
         (void)f.get();
         FAIL("a corrupt ring went unnoticed");
     } catch (const procpool::protocol_error& e) {
-        CHECK_THAT(e.what(), ppt::has_substring(how == 0 ? "the result ring's head" : "unknown frame type 238"));
+        CHECK_THAT(e.what(), ppt::has_substring(how == 0   ? "the result ring's head"
+                                               : how == 1 ? "unknown frame type 238"
+                                                          : "a truncated record in the result ring"));
     }
     CHECK(pool.submit<rt::plus_one>(1).get() == 2);
 }

@@ -228,13 +228,15 @@ private:
     bool make_room(std::size_t n) {
         auto& c = ring_->control();
         auto room = [&] { return ring_->bytes() - (ring_head_ - c.tail.load(std::memory_order_seq_cst)) >= n; };
-        while (!room()) {
-            c.worker_waiting.store(1, std::memory_order_seq_cst);
+        if (room()) return true;
+        for (;;) {
+            c.worker_waiting.store(1, std::memory_order_seq_cst); // the parent wakes it after reading
             if (room()) break;
             // The parent drains the ring when it reads the channel: ring whether or not it sleeps.
             const auto bell = ring_frame();
             if (!platform::write_all(fd_, bell.data(), bell.size())) return false;
             platform::wait_on_shared(c.worker_waiting, 1, 100);
+            if (room()) break;
             if (platform::peer_closed(fd_)) return false;
         }
         c.worker_waiting.store(0, std::memory_order_relaxed);
