@@ -124,9 +124,9 @@ TEST_CASE("several pools at once, then none: nothing left behind", "[resources]"
         both_fds = ppt::count_fds();
         both_processes = ppt::descendant_pids().size();
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-        // Spawned workers get only stdin, stdout, stderr and their channel (posix_spawn closes the rest where the
-        // C library can: glibc 2.34's closefrom action).
-        for (long pid : b.worker_pids()) CHECK(fds_of(pid) == 4);
+        // Spawned workers get only stdin, stdout, stderr, their channel and their lifeline (posix_spawn closes the
+        // rest where the C library can: glibc 2.34's closefrom action).
+        for (long pid : b.worker_pids()) CHECK(fds_of(pid) == 5);
 #endif
 #if PROCPOOL_POSIX
         // A fork pool's workers do not hold the channels of the parent's other pools (or its template could keep

@@ -53,8 +53,8 @@ struct context_entry {
 class context_registry {
 public:
     static context_registry& instance() {
-        static context_registry r;
-        return r;
+        static context_registry* r = new context_registry; // never destroyed (a pool in a static outlives it)
+        return *r;
     }
 
     bool add(std::string name, context_entry e) {

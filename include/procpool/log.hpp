@@ -38,8 +38,8 @@ struct log_state {
     std::function<void(const log_event&)> sink;
 };
 inline log_state& logger() {
-    static log_state s;
-    return s;
+    static log_state* s = new log_state; // never destroyed: a pool in a static logs during exit
+    return *s;
 }
 } // namespace detail
 

@@ -36,8 +36,8 @@ struct retire_hook_list {
     std::vector<retire_hook> hooks;
 };
 inline retire_hook_list& retire_hooks() {
-    static retire_hook_list list;
-    return list;
+    static retire_hook_list* list = new retire_hook_list; // never destroyed, like every procpool static
+    return *list;
 }
 inline void add_retire_hook(void* object, void (*run)(void*) noexcept) {
     auto& l = retire_hooks();

@@ -74,8 +74,8 @@ struct plugin_list {
     std::atomic<std::size_t> count{0}; // paths.size(), read without the lock on the dispatch path
 };
 inline plugin_list& plugins() {
-    static plugin_list p;
-    return p;
+    static plugin_list* p = new plugin_list; // never destroyed: a pool in a static dispatches during exit
+    return *p;
 }
 
 } // namespace detail

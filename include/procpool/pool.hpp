@@ -19,6 +19,7 @@
 #include <deque>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <ranges>
 #include <span>
 #include <string>
@@ -191,7 +192,11 @@ public:
         }
     }
 
+    // Threads may submit and shut down at once, as with every start method. Tasks run one at a time, as in one
+    // worker (a task may submit to this pool from inside: the mutex is recursive), and shutdown waits for the
+    // running one before the finalizer.
     void submit(job j) {
+        std::lock_guard lk(m_);
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         j.state->owner = weak_from_this();
         reader r(std::span<const std::byte>(j.frame).subspan(frame_header_size));
@@ -222,6 +227,7 @@ public:
     bool cancel(state_base&) override { return false; }
 
     void shutdown() {
+        std::lock_guard lk(m_);
         if (closed_) return;
         closed_ = true;
         if (opts_.finalizer) {
@@ -232,6 +238,7 @@ public:
 
 private:
     pool_options opts_;
+    std::recursive_mutex m_;
     bool closed_ = false;
 };
 
@@ -316,6 +323,13 @@ public:
     /// Process ids of the live workers (empty for in_process).
     [[nodiscard]] std::vector<long> worker_pids() const { return proc_ ? proc_->pids() : std::vector<long>{}; }
     [[nodiscard]] start_method method() const noexcept { return method_; }
+
+    /// Exceptions thrown by pool_options::on_worker_lost since the last call, oldest first (at most the newest 64).
+    /// A throwing callback never reaches a future or the call that happened to drive the pool: it is contained,
+    /// logged, and kept here.
+    [[nodiscard]] std::vector<std::exception_ptr> take_callback_errors() {
+        return proc_ ? proc_->take_callback_errors() : std::vector<std::exception_ptr>{};
+    }
 
 private:
     template <auto Task, std::ranges::input_range Range>

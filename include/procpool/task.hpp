@@ -243,8 +243,8 @@ public:
     registry() = default;
 
     static registry& instance() {
-        static registry r;
-        return r;
+        static registry* r = new registry; // never destroyed: a pool in a static outlives every other static
+        return *r;
     }
 
     bool add(task_entry e) {

@@ -25,6 +25,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -43,8 +44,8 @@ struct internal_handles {
     std::set<platform::native_handle> handles;
 };
 inline internal_handles& owned_handles() {
-    static internal_handles h;
-    return h;
+    static internal_handles* h = new internal_handles; // never destroyed: a pool in a static closes its handles
+    return *h;                                          // during exit, after this function's statics would be gone
 }
 inline void own_handle(platform::native_handle h) {
     std::lock_guard lock(owned_handles().mutex);
@@ -107,6 +108,13 @@ public:
 
     /// Sends the frames after this call into `ring` (the parent reads them there once this worker is ready).
     void use_ring(std::unique_ptr<result_ring> ring) noexcept { ring_ = std::move(ring); }
+
+    /// Counts a job (task or chunk) as started, where the parent can see it without a system call (the ring's
+    /// control page): a worker found dead with fewer jobs started than answered never began the next one, so the
+    /// pool requeues it instead of failing it (it may have died while idle, before the job was sent).
+    void job_started() noexcept {
+        if (ring_) ring_->control().started.fetch_add(1, std::memory_order_release);
+    }
 
     /// Reads the setup frame, and the memory of a result ring if the parent sent one with it (else
     /// `handle` is invalid_handle; the caller closes it).
@@ -513,6 +521,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 break;
             }
             case frame_type::task: {
+                ch.job_started();
                 // A streamed frame's reader pulls the rest from the channel (large arguments land in place).
                 auto r = ch.streaming() ? reader(payload, ch) : reader(payload);
                 auto id = r.read<std::uint64_t>();
@@ -524,6 +533,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 break;
             }
             case frame_type::batch: {
+                ch.job_started();
                 reader r(payload);
                 auto id = r.read<std::uint64_t>();
                 auto name = r.read<std::string>();
@@ -559,9 +569,16 @@ inline int serve_channel(platform::native_handle fd) noexcept {
     }
 }
 
-/// Record sent by the fork template to the pool: a worker it started (with its channel) or one that exited.
+/// What a template_record reports.
+enum class template_event : std::int32_t {
+    started = 1,    ///< a worker: its channel (and, where the system has them, a process handle) come with it
+    exited = 2,     ///< a worker ended: code and signal
+    start_failed = 3 ///< no worker: `code` is the errno of the socketpair or fork that failed
+};
+
+/// Record sent by the fork template to the pool.
 struct template_record {
-    std::int32_t kind; // 1 started, 2 exited
+    template_event kind;
     std::int32_t code;
     std::int32_t signal;
     std::int32_t pad;
@@ -574,8 +591,11 @@ struct template_record {
 #if PROCPOOL_POSIX
 /// As a forkserver (`announce`), it first tells the pool it is serving: the pool tells that apart from a main()
 /// that constructs a pool before serve_if_worker.
-[[noreturn]] inline void run_fork_template(platform::native_handle ctl, platform::pid_type parent, bool announce) noexcept {
-    if (!platform::bind_lifetime_to_parent(parent)) platform::quick_exit_process(0);
+/// It dies with the application through `lifeline` (see platform::make_lifeline); its workers die with it.
+[[noreturn]] inline void run_fork_template(platform::native_handle ctl, platform::pid_type parent, bool announce,
+                                           platform::native_handle lifeline) noexcept {
+    if (!platform::bind_lifetime_to_parent(parent, lifeline)) platform::quick_exit_process(0);
+    platform::ignore_terminal_signals(); // its workers inherit this
     close_inherited_handles(ctl);
     if (announce) {
         try {
@@ -600,33 +620,45 @@ struct template_record {
         }
         if (items[1].readable) platform::drain(exits);
         while (auto ended = platform::reap_any()) {
-            template_record rec{2, ended->second.code, ended->second.signal, 0, ended->first};
+            template_record rec{template_event::exited, ended->second.code, ended->second.signal, 0, ended->first};
             if (!platform::write_all(ctl, &rec, sizeof rec)) platform::quick_exit_process(0);
         }
         if (!items[0].readable && !items[0].hangup) continue;
         char cmd = 0;
         if (!platform::read_all(ctl, &cmd, 1)) platform::quick_exit_process(0); // the pool is gone
         platform::native_handle mine = -1, theirs = -1;
+        int err = 0;
+        platform::pid_type pid = -1;
         try {
             platform::make_channel(mine, theirs);
+        } catch (const std::system_error& e) {
+            err = e.code().value(); // reported, not fatal: the pool decides whether to try again
         } catch (...) {
-            platform::quick_exit_process(6);
+            err = ENOMEM;
         }
-        int err = 0;
-        platform::pid_type pid = platform::fork_process_noexcept(err);
+        if (!err) pid = platform::fork_process_noexcept(err);
         if (pid == 0) {
             platform::reset_child_exit_events(exits);
             platform::close_handle(ctl);
             platform::close_handle(theirs);
+            if (lifeline != platform::invalid_handle) platform::close_handle(lifeline);
             owned_handles().handles.clear();
-            platform::bind_lifetime_to_parent(platform::parent_pid());
+            platform::bind_lifetime_to_parent(platform::parent_pid()); // this thread is the template's only one
             platform::quick_exit_process(serve_channel(mine));
         }
-        platform::close_handle(mine);
-        template_record rec{pid > 0 ? 1 : 3, err, 0, 0, pid};
-        bool sent = pid > 0 ? platform::send_handle(ctl, theirs, &rec, sizeof rec)
-                            : platform::write_all(ctl, &rec, sizeof rec);
-        platform::close_handle(theirs);
+        if (mine >= 0) platform::close_handle(mine);
+        bool sent = false;
+        if (pid > 0) {
+            // Opened before the worker can have been reaped (reap_any runs only in this loop): the pid is its own.
+            const platform::native_handle fds[2] = {theirs, platform::open_process_handle(pid)};
+            template_record rec{template_event::started, 0, 0, 0, pid};
+            sent = platform::send_handles(ctl, fds, fds[1] >= 0 ? 2 : 1, &rec, sizeof rec);
+            if (fds[1] >= 0) platform::close_handle(fds[1]);
+        } else {
+            template_record rec{template_event::start_failed, err, 0, 0, pid};
+            sent = platform::write_all(ctl, &rec, sizeof rec);
+        }
+        if (theirs >= 0) platform::close_handle(theirs);
         if (!sent) platform::quick_exit_process(0);
     }
 }
@@ -656,9 +688,11 @@ inline void serve_if_worker(int argc, char** argv) {
         std::exit(2);
     }
     auto parent = static_cast<platform::pid_type>(std::strtoll(argv[2], nullptr, 10));
-    if (!platform::bind_lifetime_to_parent(parent)) std::exit(0);
+    auto lifeline = platform::adopt_lifeline(argc > 3 ? argv[3] : nullptr);
+    if (!platform::bind_lifetime_to_parent(parent, lifeline)) std::exit(0);
+    platform::ignore_terminal_signals();
 #if PROCPOOL_POSIX
-    if (server) detail::run_fork_template(channel, parent, true);
+    if (server) detail::run_fork_template(channel, parent, true, lifeline);
 #endif
     std::exit(detail::serve_channel(channel));
 }

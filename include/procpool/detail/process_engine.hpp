@@ -23,6 +23,7 @@
 #include <procpool/worker.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -34,6 +35,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -101,6 +104,9 @@ struct pool_options {
     /// about 1 ms of work: 2 for long tasks (load balancing), up to 128 for tiny ones (no idle gaps, fewer
     /// system calls). Jobs sent ahead can no longer be cancelled. With leak_audit on, always 1.
     std::size_t prefetch = 0;
+    /// How long shutdown (and so the destructor) waits for retiring workers to finish their finalizer and exit;
+    /// a worker still there then is killed, and the pool logs it.
+    std::chrono::milliseconds shutdown_timeout{30000};
 };
 
 /// Per-task options for pool::submit_with.
@@ -191,12 +197,27 @@ struct worker_slot {
     platform::native_handle ring_fd = platform::invalid_handle; // the ring's memory, until sent with setup
     bool ring_on = false;              // it is ready: frames on the channel follow their `ring` record
     std::uint64_t ring_tail = 0;       // how far the ring has been read
+    std::uint64_t answered = 0;        // jobs it has answered (compared with the ring's `started` at its death)
+    platform::native_handle lifeline = platform::invalid_handle; // kills it if this process ends (spawned workers)
+    platform::native_handle proc = platform::invalid_handle;     // readable when it exits (pidfd), where available
+    bool replace_when_reaped = false; // retired: its replacement starts once it is gone (never N+1 processes)
     [[nodiscard]] bool ring_has_data() const noexcept {
         return ring_on && ring->control().head.load(std::memory_order_acquire) != ring_tail;
     }
 };
 
 using platform::describe_exit;
+
+/// "type: what()" of an exception, for a log line.
+inline std::string describe_exception(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return std::string("std::exception: ") + x.what();
+    } catch (...) {
+        return "an exception not derived from std::exception";
+    }
+}
 
 class process_engine final : public engine, public std::enable_shared_from_this<process_engine> {
 public:
@@ -209,12 +230,22 @@ public:
         registry::instance().verify();
         context_registry::instance().verify();
         target_ = opts_.workers;
-        platform::make_channel(wake_r_, wake_w_);
-        own_handle(wake_r_);
-        own_handle(wake_w_);
-        if (forks()) start_template();
         std::unique_lock lk(m_);
-        for (std::size_t i = 0; i < target_; ++i) launch(lk);
+        try {
+            platform::make_channel(wake_r_, wake_w_);
+            own_handle(wake_r_);
+            own_handle(wake_w_);
+            if (forks()) start_template();
+            for (std::size_t i = 0; i < target_; ++i) launch(lk);
+        } catch (const std::system_error& e) { // the system refused a process or a descriptor: a start_error
+            lk.unlock();
+            close_all();
+            throw start_error("procpool: the pool could not start its processes: " + std::string(e.what()));
+        } catch (...) {
+            lk.unlock();
+            close_all();
+            throw;
+        }
         auto deadline = std::chrono::steady_clock::now() + opts_.start_timeout;
         starting_ = true;
         while (ready_count() < target_ && !broken_) {
@@ -329,8 +360,13 @@ public:
             else if (w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup)
                 ended(*w); // not set up yet: closing the channel ends it quietly, no finalizer to run
         }
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        auto deadline = std::chrono::steady_clock::now() + opts_.shutdown_timeout;
         while (live_count() > 0 && std::chrono::steady_clock::now() < deadline) drive_once(lk, deadline);
+        if (live_count() > 0)
+            log(log_level::info, [&] {
+                return "shutdown_timeout (" + std::to_string(opts_.shutdown_timeout.count()) + " ms) reached: " +
+                       std::to_string(live_count()) + " worker(s) still retiring (finalizer running, or stopped) are killed";
+            });
         shut_down_ = true;
         std::vector<std::byte>().swap(spare_frame_);
         fail_everything(std::make_exception_ptr(pool_closed("procpool: the pool was shut down")));
@@ -356,6 +392,13 @@ public:
         b.clear();
         return b;
     }
+
+    /// Exceptions thrown by on_worker_lost since the last call (the newest max_callback_errors), oldest first.
+    [[nodiscard]] std::vector<std::exception_ptr> take_callback_errors() {
+        std::lock_guard lk(m_);
+        return std::exchange(callback_errors_, {});
+    }
+    static constexpr std::size_t max_callback_errors = 64;
 
     [[nodiscard]] platform::pid_type owner() const noexcept { return owner_; }
     [[nodiscard]] std::size_t size() const noexcept { return target_; }
@@ -394,15 +437,25 @@ private:
         platform::native_handle mine = -1, theirs = -1;
         platform::make_channel(mine, theirs);
         own_handle(mine);
+        template_fd_ = mine; // closed by close_all if what follows throws
+        auto life = platform::make_lifeline();
+        template_lifeline_ = life.parent_end;
         auto parent = platform::current_pid();
-        auto pid = platform::fork_process();
+        platform::pid_type pid = 0;
+        try {
+            pid = platform::fork_process();
+        } catch (...) {
+            platform::close_handle(theirs);
+            platform::close_handle(life.child_end);
+            throw;
+        }
         if (pid == 0) {
             platform::close_handle(mine);
-            run_fork_template(theirs, parent, false);
+            run_fork_template(theirs, parent, false, life.child_end); // the fork handler closed the parent's ends
         }
         platform::close_handle(theirs);
+        platform::close_handle(life.child_end);
         template_pid_ = pid;
-        template_fd_ = mine;
         log(log_level::debug, [&] { return "fork template started, pid " + std::to_string(pid); });
 #endif
     }
@@ -411,7 +464,7 @@ private:
     /// Spawns the forkserver and waits for it to say it is serving (or that main() has no serve_if_worker).
     void start_forkserver() {
         platform::native_handle mine = -1;
-        template_pid_ = spawn_with_channel(forkserver_flag, mine);
+        template_pid_ = spawn_with_channel(forkserver_flag, mine, template_lifeline_);
         own_handle(mine);
         template_fd_ = mine;
         std::string why;
@@ -457,36 +510,49 @@ private:
             ++template_pending_;
             return;
         }
-        platform::native_handle mine = -1;
-        auto pid = spawn_with_channel(worker_flag, mine);
-        add_slot(pid, mine, false);
+        platform::native_handle mine = -1, lifeline = platform::invalid_handle;
+        auto pid = spawn_with_channel(worker_flag, mine, lifeline);
+        // Opened before anything reaps it, so the pid is its own (the pool reaps its spawned workers itself).
+        add_slot(pid, mine, false, lifeline, platform::open_process_handle(pid));
     }
 
-    /// Spawns the executable as `flag` (a worker or the forkserver); `mine` is our end of its channel.
-    static platform::pid_type spawn_with_channel(const char* flag, platform::native_handle& mine) {
+    /// Spawns the executable as `flag` (a worker or the forkserver); `mine` is our end of its channel, `lifeline`
+    /// our end of its lifeline (platform::make_lifeline), to close once it has been reaped.
+    static platform::pid_type spawn_with_channel(const char* flag, platform::native_handle& mine,
+                                                 platform::native_handle& lifeline) {
         platform::native_handle theirs = -1;
         platform::make_channel(mine, theirs);
+        platform::lifeline_pair life;
         platform::pid_type pid = 0;
         try {
-            pid = platform::spawn_self({flag, std::to_string(platform::current_pid())},
-                                       {std::string(worker_env) + "=" + platform::child_channel_token(theirs)},
-                                       theirs);
+            life = platform::make_lifeline();
+            pid = platform::spawn_self(
+                {flag, std::to_string(platform::current_pid()), platform::child_lifeline_token(life.child_end)},
+                {std::string(worker_env) + "=" + platform::child_channel_token(theirs)}, theirs, life.child_end);
         } catch (...) {
             platform::close_handle(mine);
             platform::close_handle(theirs);
+            if (life.child_end != platform::invalid_handle) platform::close_handle(life.child_end);
+            platform::drop_lifeline(life.parent_end);
             throw;
         }
         platform::close_handle(theirs);
+        if (life.child_end != platform::invalid_handle) platform::close_handle(life.child_end);
+        lifeline = life.parent_end;
         return pid;
     }
 
-    void add_slot(platform::pid_type pid, platform::native_handle fd, bool from_template) {
+    void add_slot(platform::pid_type pid, platform::native_handle fd, bool from_template,
+                  platform::native_handle lifeline, platform::native_handle proc) {
         platform::set_nonblocking(fd, true);
         platform::enlarge_buffers(fd, 1 << 20);
         own_handle(fd);
+        if (proc != platform::invalid_handle) own_handle(proc);
         auto w = std::make_unique<worker_slot>();
         w->pid = pid;
         w->fd = fd;
+        w->lifeline = lifeline;
+        w->proc = proc;
         w->index = next_index_++;
         w->from_template = from_template;
         w->started_ms = platform::now_ms();
@@ -525,12 +591,24 @@ private:
             who.push_back(w.get());
         }
         items.push_back({wake_r_, false});
+        const std::size_t template_item = items.size();
         if (template_fd_ >= 0) items.push_back({template_fd_, false});
+        // A worker's process handle: its death is seen even when a process its task forked holds the channel open.
+        const std::size_t proc_items = items.size();
+        auto& dying = poll_procs_;
+        dying.clear();
+        for (auto* w : who)
+            if (w->proc != platform::invalid_handle) {
+                items.push_back({w->proc, false});
+                dying.push_back(w);
+            }
         int timeout = -1;
         auto now_ms = platform::now_ms();
+        if (pending_launches_ > 0) timeout = static_cast<int>(std::max<std::int64_t>(0, next_launch_ms_ - now_ms));
         if (deadline) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
-            timeout = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
+            auto until = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
+            timeout = timeout < 0 ? until : std::min(timeout, until);
         }
         for (auto* w : who) { // handshakes and running tasks have deadlines of their own
             std::int64_t until = 0;
@@ -579,7 +657,9 @@ private:
             while (platform::read_some(wake_r_, buf, sizeof buf) > 0) {
             }
         }
-        if (template_fd_ >= 0 && (items.back().readable || items.back().hangup)) read_template(false);
+        if (template_fd_ >= 0 && template_item < proc_items &&
+            (items[template_item].readable || items[template_item].hangup))
+            read_template(false);
         for (std::size_t i = 0; i < who.size(); ++i) {
             auto* w = who[i];
             if (w->state == worker_slot::phase::closed) continue;
@@ -594,6 +674,13 @@ private:
                 }
             }
         }
+        for (std::size_t i = 0; i < dying.size(); ++i) {
+            auto* w = dying[i];
+            if (w->state == worker_slot::phase::closed || !items[proc_items + i].readable) continue;
+            receive(*w); // what it wrote before it died counts: read the channel, then the ring, to their ends
+            if (w->state != worker_slot::phase::closed) ended(*w);
+        }
+        retry_launches();
         now_ms = platform::now_ms();
         for (auto* w : who) {
             if ((w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup) &&
@@ -626,15 +713,26 @@ private:
             if (!opts_.on_worker_lost) continue;
             reporting_ = true;
             lk.unlock();
-            try {
-                for (const auto& e : events) opts_.on_worker_lost(e);
-            } catch (...) {
-                lk.lock();
-                reporting_ = false;
-                throw;
+            // A throwing callback is contained: its exception belongs to no future and to no caller that happens to
+            // drive the pool. It is logged and kept for take_callback_errors(); the other events are still reported.
+            std::vector<std::exception_ptr> thrown;
+            for (const auto& e : events) {
+                try {
+                    opts_.on_worker_lost(e);
+                } catch (...) {
+                    thrown.push_back(std::current_exception());
+                    log(log_level::info, [&] {
+                        return "on_worker_lost threw (kept for pool::take_callback_errors()): " +
+                               describe_exception(thrown.back());
+                    });
+                }
             }
             lk.lock();
             reporting_ = false;
+            for (auto& t : thrown) {
+                if (callback_errors_.size() >= max_callback_errors) callback_errors_.erase(callback_errors_.begin());
+                callback_errors_.push_back(std::move(t));
+            }
         }
     }
 
@@ -755,22 +853,31 @@ private:
             }
             first = false;
             template_record rec{};
-            platform::native_handle fd = -1;
-            if (!platform::recv_handle(template_fd_, fd, &rec, sizeof rec)) {
+            platform::native_handle fds[2];
+            int dropped = 0;
+            if (!platform::recv_handles(template_fd_, fds, 2, &rec, sizeof rec, &dropped)) {
                 template_gone();
                 return;
             }
-            if (rec.kind == 1 && fd >= 0) {
-                --template_pending_;
-                add_slot(rec.pid, fd, true);
-            } else if (rec.kind == 2) {
+            if (rec.kind == template_event::exited) {
+                for (auto fd : fds)
+                    if (fd >= 0) platform::close_handle(fd);
                 template_exits_[rec.pid] = platform::exit_status{rec.code, rec.signal};
-            } else {
-                --template_pending_;
-                if (fd >= 0) platform::close_handle(fd);
-                broken(std::make_exception_ptr(start_error("procpool: the " + template_name() + " could not fork a worker (errno " +
-                                                           std::to_string(rec.code) + ")")));
+                continue;
             }
+            --template_pending_;
+            if (rec.kind == template_event::started && fds[0] >= 0) {
+                add_slot(rec.pid, fds[0], true, platform::invalid_handle, fds[1]);
+                continue;
+            }
+            for (auto fd : fds)
+                if (fd >= 0) platform::close_handle(fd);
+            // The worker it forked has no channel here (its end was dropped): it reads end of stream and exits.
+            int err = rec.kind == template_event::started ? (dropped ? dropped : EMFILE) : rec.code;
+            launch_failed(start_error("procpool: the " + template_name() + " could not start a worker: " +
+                                      errno_text(err) +
+                                      (rec.kind == template_event::started ? " (receiving its channel)" : "")),
+                          err);
         }
 #endif
     }
@@ -1009,6 +1116,7 @@ private:
             w.state = P::ready;
             w.ring_on = w.ring != nullptr; // what it sends from here on is in the ring, or marked there
             consecutive_start_failures_ = 0;
+            backoff_ms_ = failing_since_ms_ = 0;
             log(log_level::debug, [&] { return "worker pid " + std::to_string(w.pid) + " ready"; });
             dispatch();
             return;
@@ -1043,6 +1151,7 @@ private:
                 w.busy_since = now; // the next job started when this one ended
             }
             w.inflight.pop_front();
+            ++w.answered;
             arm(w);
             cv_.notify_all();
             if (opts_.max_memory_per_worker && w.state == P::ready && !w.over_memory) {
@@ -1056,7 +1165,7 @@ private:
             if ((recycle || w.over_memory) && w.inflight.empty() && w.state == P::ready) {
                 log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " recycled after " + std::to_string(w.assigned) + " tasks"; });
                 retire(w);
-                if (!broken_ && (!closed_ || !queue_.empty())) launch_replacement();
+                w.replace_when_reaped = true; // see ended(): under a process limit, N workers must be enough
             }
             return;
         }
@@ -1104,6 +1213,14 @@ private:
 
     void dispatch() {
         if (queue_.empty()) return;
+        // Without a ring to count started jobs, an idle worker is checked before it is sent one: a worker that died
+        // while nothing drove the pool would otherwise be blamed for a job that never reached it. (Indices: ended()
+        // may add a replacement to slots_.)
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            auto& w = *slots_[i];
+            if (!w.ring_on && w.state == worker_slot::phase::ready && w.inflight.empty() && platform::peer_closed(w.fd))
+                ended(w);
+        }
         // Rounds by in-flight count, from the lowest: the least loaded workers get jobs first. Each round sends
         // at least one job or jumps to the next count present, so the cost follows what is sent (dispatch runs
         // on every submit, usually only to find every worker full).
@@ -1162,13 +1279,57 @@ private:
         send(w, make_empty_frame(frame_type::retire));
     }
 
+    /// Starts a worker in place of one that is gone. A start the system refuses for now (too many processes or
+    /// descriptors, no memory) is tried again with backoff; see launch_failed.
     void launch_replacement() {
         std::unique_lock<std::mutex> dummy; // launch() does not use the lock; it only documents it is held
         try {
             launch(dummy);
+        } catch (const std::system_error& e) {
+            launch_failed(start_error(std::string("procpool: could not start a worker: ") + e.what()), e.code().value());
         } catch (...) {
             broken(std::current_exception());
         }
+    }
+
+    [[nodiscard]] static std::string errno_text(int err) {
+        return std::system_category().message(err) + " (errno " + std::to_string(err) + ")";
+    }
+
+    [[nodiscard]] static bool transient(int err) noexcept {
+        return err == EAGAIN || err == ENOMEM || err == EMFILE || err == ENFILE;
+    }
+
+    /// A worker could not be started. When the cause may pass (a process or descriptor limit, memory), the start is
+    /// tried again after 10 ms, doubling up to 1 s, while the live workers go on; "keep failing" means no worker at
+    /// all for start_timeout: then the pool breaks with `e` (every queued task fails with it). While the pool is
+    /// being constructed, and for other causes, it breaks at once.
+    void launch_failed(const start_error& e, int err) {
+        if (starting_ || !transient(err)) return broken(std::make_exception_ptr(e));
+        const auto now = platform::now_ms();
+        if (!failing_since_ms_) failing_since_ms_ = now;
+        ++pending_launches_;
+        backoff_ms_ = backoff_ms_ ? std::min<std::int64_t>(backoff_ms_ * 2, 1000) : 10;
+        next_launch_ms_ = now + backoff_ms_;
+        last_launch_error_ = e.what();
+        log(log_level::info, [&] { return std::string(e.what()) + "; trying again in " + std::to_string(backoff_ms_) + " ms"; });
+    }
+
+    /// Retries the starts launch_failed put off, once their time has come (called by the driving thread).
+    void retry_launches() {
+        if (pending_launches_ == 0 || platform::now_ms() < next_launch_ms_) return;
+        if (broken_ || (closed_ && queue_.empty() && in_flight() == 0)) {
+            pending_launches_ = 0;
+            return;
+        }
+        if (live_count() == 0 && template_pending_ == 0 &&
+            platform::now_ms() - failing_since_ms_ >= opts_.start_timeout.count())
+            return broken(std::make_exception_ptr(start_error(
+                last_launch_error_ + "; no worker could be started for " + std::to_string(opts_.start_timeout.count()) +
+                " ms (start_timeout)")));
+        std::size_t n = pending_launches_;
+        pending_launches_ = 0;
+        while (n-- > 0 && !broken_) launch_replacement(); // a failure counts itself again, with a longer backoff
     }
 
     // ---- endings ----------------------------------------------------------------------------------------------
@@ -1200,6 +1361,7 @@ private:
         platform::close_handle(w.fd);
         w.fd = -1;
         platform::exit_status st = collect_status(w);
+        close_process_handles(w); // reaped: only now may its lifeline go (closing it kills a live worker)
         log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " " + describe_exit(st); });
         auto lost = [&](std::string task, std::string reason) {
             lost_.push_back(worker_lost{w.pid, st.code, st.signal, std::move(task), std::move(reason)});
@@ -1229,7 +1391,18 @@ private:
         if (was == P::retiring && w.inflight.empty()) { // a retirement: normal unless the finalizer crashed
             if (st.signal || st.code != 0)
                 lost("", "worker pid " + std::to_string(w.pid) + " " + describe_exit(st) + " while retiring (in its finalizer)");
+            if (w.replace_when_reaped && !broken_ && !retiring_all_ && (!closed_ || !queue_.empty() || in_flight() > 0))
+                launch_replacement();
             return;
+        }
+        // Jobs it never began (it died while idle, before they reached it) did not run: they go back to the queue
+        // as they were, to run in the replacement. The ring's count of started jobs tells; without a ring,
+        // dispatch checks an idle worker before it sends (send_job).
+        if (!w.inflight.empty() && !w.kill_reason && w.ring_on &&
+            w.ring->control().started.load(std::memory_order_acquire) <= w.answered) {
+            for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) queue_.push_front(std::move(*it));
+            w.inflight.clear();
+            cv_.notify_all();
         }
         if (!w.inflight.empty()) {
             job running = std::move(w.inflight.front());
@@ -1289,6 +1462,16 @@ private:
         return platform::exit_status{};
     }
 
+    /// Closes the worker's lifeline and process handle (after it was reaped, or in close_all).
+    static void close_process_handles(worker_slot& w) noexcept {
+        platform::drop_lifeline(w.lifeline);
+        if (w.proc != platform::invalid_handle) {
+            release_handle(w.proc);
+            platform::close_handle(w.proc);
+            w.proc = platform::invalid_handle;
+        }
+    }
+
     void reap_closed() {
         std::erase_if(slots_, [](const std::unique_ptr<worker_slot>& w) { return w->state == worker_slot::phase::closed; });
     }
@@ -1310,6 +1493,9 @@ private:
     }
 
     void close_all() noexcept {
+        // A forked copy of this process (the application's fork(), a pool in a static destroyed at the child's exit)
+        // must not touch the parent's processes: no kill, no reap, no write. Its copies of the descriptors go with it.
+        if (platform::current_pid() != owner_) return;
         std::lock_guard lk(m_);
         for (auto& w : slots_) {
             if (w->state == worker_slot::phase::closed) continue;
@@ -1319,6 +1505,7 @@ private:
             w->state = worker_slot::phase::closed;
             if (!w->from_template) platform::reap_or_kill(w->pid, 2000);
             else platform::kill_process(w->pid);
+            close_process_handles(*w);
         }
         slots_.clear();
         if (template_fd_ >= 0) {
@@ -1330,6 +1517,7 @@ private:
             platform::reap_or_kill(template_pid_, 2000);
             template_pid_ = 0;
         }
+        platform::drop_lifeline(template_lifeline_);
         for (auto* h : {&wake_r_, &wake_w_}) {
             if (*h >= 0) {
                 release_handle(*h);
@@ -1372,11 +1560,19 @@ private:
     platform::native_handle wake_r_ = -1, wake_w_ = -1;
     platform::pid_type template_pid_ = 0;
     platform::native_handle template_fd_ = -1;
+    platform::native_handle template_lifeline_ = platform::invalid_handle;
     int template_pending_ = 0;
+    std::size_t pending_launches_ = 0;  // starts put off by launch_failed
+    std::int64_t next_launch_ms_ = 0;   // when to try them
+    std::int64_t backoff_ms_ = 0;       // the current delay (0: no failure since a worker last became ready)
+    std::int64_t failing_since_ms_ = 0; // first failure since then
+    std::string last_launch_error_;
     std::map<platform::pid_type, platform::exit_status> template_exits_;
     std::vector<worker_lost> lost_; // deaths seen in this round, reported after it without the lock
+    std::vector<std::exception_ptr> callback_errors_; // thrown by on_worker_lost (take_callback_errors)
     std::vector<platform::poll_item> poll_items_;
     std::vector<worker_slot*> poll_slots_;
+    std::vector<worker_slot*> poll_procs_;
     std::vector<std::byte> spare_frame_; // a large finished job frame, for the next large submit (fresh pages are slow)
 };
 

@@ -374,10 +374,14 @@ inline native_handle adopt_channel(const char* token) {
     return fd;
 }
 
+/// The descriptor number a spawned child finds its lifeline on (see make_lifeline).
+inline constexpr native_handle child_lifeline_fd = 4;
+
 /// Starts the running executable with `args` (argv[1...]) and `extra_env` added to the environment; the
-/// child gets `channel` as descriptor 3 and, where the C library can, no other descriptor above 2.
+/// child gets `channel` as descriptor 3, `lifeline` (if valid) as descriptor 4 and, where the C library can, no
+/// other descriptor above 2.
 inline pid_type spawn_self(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
-                           native_handle channel) {
+                           native_handle channel, native_handle lifeline = invalid_handle) {
     std::string exe = executable_path();
     std::vector<char*> argv;
     argv.push_back(exe.data());
@@ -406,8 +410,18 @@ inline pid_type spawn_self(const std::vector<std::string>& args, const std::vect
         src = tmp;
     }
     posix_spawn_file_actions_adddup2(&fa, src, child_channel_fd);
+    native_handle life_tmp = -1;
+    if (lifeline != invalid_handle) { // moved above both targets first, so neither dup2 overwrites the other's source
+        life_tmp = ::fcntl(lifeline, F_DUPFD_CLOEXEC, 10);
+        if (life_tmp < 0) {
+            posix_spawn_file_actions_destroy(&fa);
+            if (tmp >= 0) ::close(tmp);
+            throw_errno("fcntl(F_DUPFD_CLOEXEC) of the lifeline");
+        }
+        posix_spawn_file_actions_adddup2(&fa, life_tmp, child_lifeline_fd);
+    }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    posix_spawn_file_actions_addclosefrom_np(&fa, child_channel_fd + 1);
+    posix_spawn_file_actions_addclosefrom_np(&fa, (lifeline != invalid_handle ? child_lifeline_fd : child_channel_fd) + 1);
 #endif
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
@@ -423,6 +437,7 @@ inline pid_type spawn_self(const std::vector<std::string>& args, const std::vect
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (tmp >= 0) ::close(tmp);
+    if (life_tmp >= 0) ::close(life_tmp);
     if (rc != 0) {
         errno = rc;
         throw_errno("posix_spawn of the running executable");
@@ -456,30 +471,155 @@ inline pid_type fork_process_noexcept(int& err) noexcept {
     ::_exit(code);
 }
 
-/// Makes this process die when its parent does (Linux), and reports whether the parent is still `parent`.
-inline bool bind_lifetime_to_parent(pid_type parent) noexcept {
+// ---- lifetimes: a child dies with the process that started it -------------------------------------------------
+// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not its process, and any thread may drive a
+// pool. So a direct child of the application holds a lifeline instead: the read end of a pipe whose write end only
+// the application holds. When the application ends, however it ends, the kernel closes the write end, and the
+// read end, set to signal its owner with SIGKILL (F_SETSIG) on that event, kills the child even while it runs a
+// task. Processes forked by a single-threaded fork template or forkserver keep PR_SET_PDEATHSIG: there the forking
+// thread lives as long as its process.
+
+namespace detail_lifeline {
+/// The write ends this process holds. A process forked from this one (fork() by the application, a fork template)
+/// closes them at once (pthread_atfork), so a forked copy never keeps another process's workers alive.
+struct registry {
+    pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+    std::vector<native_handle> ends;
+};
+inline registry& ends() noexcept {
+    static registry* r = new registry; // never destroyed: a pool in a static may need it during exit
+    return *r;
+}
+extern "C" inline void before_fork() { ::pthread_mutex_lock(&ends().mutex); }
+extern "C" inline void after_fork_parent() { ::pthread_mutex_unlock(&ends().mutex); }
+extern "C" inline void after_fork_child() {
+    auto& r = ends();
+    for (auto fd : r.ends) ::close(fd);
+    r.ends.clear();
+    ::pthread_mutex_unlock(&r.mutex);
+}
+inline void install_fork_handler() noexcept {
+    static const bool installed = (::pthread_atfork(before_fork, after_fork_parent, after_fork_child), true);
+    (void)installed;
+}
+} // namespace detail_lifeline
+
+/// A lifeline for one child: the caller keeps `parent_end` (close it with drop_lifeline once the child is reaped),
+/// and passes `child_end` to the child (then closes its own copy of it).
+struct lifeline_pair {
+    native_handle parent_end = invalid_handle;
+    native_handle child_end = invalid_handle;
+};
+
+inline lifeline_pair make_lifeline() {
+    detail_lifeline::install_fork_handler();
+    int p[2];
+    auto& r = detail_lifeline::ends();
+    ::pthread_mutex_lock(&r.mutex); // so that no fork copies the pipe before its write end is registered
+    int rc = ::pipe(p);
+    int err = errno;
+    if (rc == 0) {
+        set_cloexec(p[0]);
+        set_cloexec(p[1]);
+        try {
+            r.ends.push_back(p[1]);
+        } catch (...) {
+            ::close(p[0]);
+            ::close(p[1]);
+            rc = -1;
+            err = ENOMEM;
+        }
+    }
+    ::pthread_mutex_unlock(&r.mutex);
+    if (rc != 0) {
+        errno = err;
+        throw_errno("pipe (a worker's lifeline)");
+    }
+    return {p[1], p[0]};
+}
+
+/// Closes the parent's end of a lifeline: the child, if it still runs, is killed.
+inline void drop_lifeline(native_handle& parent_end) noexcept {
+    if (parent_end == invalid_handle) return;
+    auto& r = detail_lifeline::ends();
+    ::pthread_mutex_lock(&r.mutex);
+    std::erase(r.ends, parent_end);
+    ::pthread_mutex_unlock(&r.mutex);
+    ::close(parent_end);
+    parent_end = invalid_handle;
+}
+
+/// In a child: dies (SIGKILL) when the lifeline's write end closes. With no lifeline (invalid), falls back to the
+/// parent-death signal (for children of a single-threaded template). Reports whether `parent` is still there.
+inline bool bind_lifetime_to_parent(pid_type parent, native_handle lifeline = invalid_handle) noexcept {
+    if (lifeline == invalid_handle) {
 #if defined(__linux__)
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
-    return static_cast<pid_type>(::getppid()) == parent; // the parent may have died before prctl
+        return static_cast<pid_type>(::getppid()) == parent; // the parent may have died before prctl
+    }
+    set_cloexec(lifeline); // processes the tasks start do not hold it
+#if defined(F_SETSIG)
+    if (::fcntl(lifeline, F_SETOWN, ::getpid()) == 0 && ::fcntl(lifeline, F_SETSIG, SIGKILL) == 0)
+        ::fcntl(lifeline, F_SETFL, ::fcntl(lifeline, F_GETFL) | O_ASYNC);
+#endif
+    // Closed before it was armed: the signal will not come, the hangup is already there.
+    pollfd p{lifeline, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLIN))) return false;
+    return static_cast<pid_type>(::getppid()) == parent;
+}
+
+/// The lifeline a spawned child was given (descriptor 4, or none).
+inline native_handle adopt_lifeline(const char* token) noexcept {
+    if (!token) return invalid_handle;
+    auto fd = static_cast<native_handle>(std::atoi(token));
+    return fd == child_lifeline_fd && ::fcntl(fd, F_GETFD) >= 0 ? fd : invalid_handle;
+}
+
+/// What the child finds its lifeline as (argv): descriptor 4, or -1 for none.
+inline std::string child_lifeline_token(native_handle lifeline) {
+    return lifeline == invalid_handle ? "-1" : std::to_string(child_lifeline_fd);
+}
+
+/// procpool's processes ignore the terminal's signals (Ctrl-C's SIGINT, Ctrl-\'s SIGQUIT, a closed terminal's
+/// SIGHUP): those are for the application, which decides whether to end; if it ends, its lifelines end them.
+inline void ignore_terminal_signals() noexcept {
+    for (int sig : {SIGINT, SIGQUIT, SIGHUP}) ::signal(sig, SIG_IGN);
+}
+
+/// A descriptor that becomes readable when process `pid` ends (Linux pidfd), or invalid_handle where the system has
+/// none. Call it before the process can have been reaped, so that `pid` cannot name another process.
+inline native_handle open_process_handle([[maybe_unused]] pid_type pid) noexcept {
+#if defined(__linux__) && defined(SYS_pidfd_open)
+    auto fd = static_cast<native_handle>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+    if (fd < 0) return invalid_handle;
+    set_cloexec(fd);
+    return fd;
+#else
+    return invalid_handle;
+#endif
 }
 
 inline pid_type parent_pid() noexcept { return static_cast<pid_type>(::getppid()); }
 
-/// Sends one descriptor and a small payload over a Unix socket (SCM_RIGHTS).
-inline bool send_handle(native_handle sock, native_handle fd, const void* data, std::size_t n) noexcept {
+/// Sends `count` descriptors (at most 4) and a small payload over a Unix socket (SCM_RIGHTS).
+inline bool send_handles(native_handle sock, const native_handle* fds, std::size_t count, const void* data,
+                         std::size_t n) noexcept {
     iovec iov{const_cast<void*>(data), n};
-    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(4 * sizeof(int))] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = ctl;
-    msg.msg_controllen = sizeof ctl;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (count > 4) return false;
+    if (count > 0) {
+        msg.msg_control = ctl;
+        msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(count * sizeof(int));
+        std::memcpy(CMSG_DATA(c), fds, count * sizeof(int));
+    }
     for (;;) {
         auto r = ::sendmsg(sock, &msg, send_flags);
         if (r == static_cast<ssize_t>(n)) return true;
@@ -488,11 +628,20 @@ inline bool send_handle(native_handle sock, native_handle fd, const void* data, 
     }
 }
 
-/// Receives exactly `n` payload bytes and, when one came with them, a descriptor (else -1). Blocking.
-inline bool recv_handle(native_handle sock, native_handle& fd, void* data, std::size_t n) noexcept {
-    fd = -1;
+/// Sends one descriptor and a small payload over a Unix socket (SCM_RIGHTS).
+inline bool send_handle(native_handle sock, native_handle fd, const void* data, std::size_t n) noexcept {
+    return send_handles(sock, &fd, 1, data, n);
+}
+
+/// Receives exactly `n` payload bytes and the descriptors that came with them (up to `max`, at most 4; the others
+/// are -1). Blocking. `dropped`: set to EMFILE when the system dropped descriptors (this process has too many
+/// open), else 0.
+inline bool recv_handles(native_handle sock, native_handle* fds, std::size_t max, void* data, std::size_t n,
+                         int* dropped = nullptr) noexcept {
+    for (std::size_t i = 0; i < max; ++i) fds[i] = -1;
+    if (dropped) *dropped = 0;
     iovec iov{data, n};
-    alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char ctl[CMSG_SPACE(4 * sizeof(int))] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -506,14 +655,30 @@ inline bool recv_handle(native_handle sock, native_handle& fd, void* data, std::
          );
     while (r < 0 && errno == EINTR);
     if (r <= 0) return false;
+    // The kernel drops descriptors it cannot install (EMFILE) and says so with MSG_CTRUNC.
+    if ((msg.msg_flags & MSG_CTRUNC) && dropped) *dropped = EMFILE;
+    std::size_t got = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-            set_cloexec(fd);
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const auto k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < k; ++i) {
+            int fd = -1;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (got < max) {
+                fds[got++] = fd;
+                set_cloexec(fd);
+            } else {
+                ::close(fd); // more than asked for: not ours to keep
+            }
         }
     }
     if (static_cast<std::size_t>(r) < n) return read_all(sock, static_cast<char*>(data) + r, n - static_cast<std::size_t>(r));
     return true;
+}
+
+/// Receives exactly `n` payload bytes and, when one came with them, a descriptor (else -1). Blocking.
+inline bool recv_handle(native_handle sock, native_handle& fd, void* data, std::size_t n) noexcept {
+    return recv_handles(sock, &fd, 1, data, n);
 }
 
 // ---- shared memory for the result ring (Linux: memfd, a double mapping, futex) --------------------------------
@@ -529,9 +694,13 @@ inline constexpr std::size_t ring_control_bytes = 4096;
 /// Anonymous shared memory of ring_control_bytes + `bytes`, as a descriptor; invalid_handle where unsupported.
 inline native_handle create_ring_memory([[maybe_unused]] std::size_t bytes) noexcept {
 #if defined(__linux__)
-    int fd = static_cast<int>(::syscall(SYS_memfd_create, "procpool-results", 1u /* MFD_CLOEXEC */));
+    // Sealed at its size: a worker that reopens it (/proc/<pid>/map_files) cannot shrink it under the parent's
+    // mapping, which would kill the parent with SIGBUS.
+    int fd = static_cast<int>(::syscall(SYS_memfd_create, "procpool-results", 1u /* MFD_CLOEXEC */ | 2u /* MFD_ALLOW_SEALING */));
     if (fd < 0) return invalid_handle;
-    if (::ftruncate(fd, static_cast<off_t>(ring_control_bytes + bytes)) != 0) {
+    constexpr int seals = 0x0002 /* F_SEAL_SHRINK */ | 0x0004 /* F_SEAL_GROW */ | 0x0001 /* F_SEAL_SEAL */;
+    if (::ftruncate(fd, static_cast<off_t>(ring_control_bytes + bytes)) != 0 ||
+        ::fcntl(fd, 1033 /* F_ADD_SEALS */, seals) != 0) {
         ::close(fd);
         return invalid_handle;
     }

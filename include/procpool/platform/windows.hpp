@@ -709,7 +709,7 @@ inline HANDLE inheritable_std_handle(DWORD which) {
 /// inherits `channel` and the standard handles and nothing else, starts suspended until it is in the workers'
 /// job object (so it dies with this process), and is then resumed.
 inline pid_type spawn_self(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
-                           native_handle channel) {
+                           native_handle channel, native_handle /*lifeline: none on Windows*/ = invalid_handle) {
     auto* ch = detail_win::find(channel);
     if (!ch) throw std::runtime_error("procpool: spawn_self: not a channel");
     std::wstring exe = executable_path_w();
@@ -806,7 +806,7 @@ inline LONG WINAPI exit_on_crash(EXCEPTION_POINTERS* info) {
 
 /// In a worker: the job object ties its life to the parent's (it was assigned before it ran); crashes exit with
 /// their exception code, silently. Reports whether the parent `parent` is still running.
-inline bool bind_lifetime_to_parent(pid_type parent) noexcept {
+inline bool bind_lifetime_to_parent(pid_type parent, native_handle /*lifeline: the job object serves*/ = invalid_handle) noexcept {
     ::SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX | SEM_NOOPENFILEERRORBOX);
     ULONG guarantee = 64 * 1024; // room for the handler of a stack overflow
     ::SetThreadStackGuarantee(&guarantee);
@@ -817,6 +817,23 @@ inline bool bind_lifetime_to_parent(pid_type parent) noexcept {
     ::CloseHandle(h);
     return alive;
 }
+
+/// Lifelines (see posix.hpp) are not needed here: the workers' job object (KILL_ON_JOB_CLOSE) ends every worker
+/// with this process, whichever thread started it.
+struct lifeline_pair {
+    native_handle parent_end = invalid_handle;
+    native_handle child_end = invalid_handle;
+};
+inline lifeline_pair make_lifeline() noexcept { return {}; }
+inline void drop_lifeline(native_handle& parent_end) noexcept { parent_end = invalid_handle; }
+inline native_handle adopt_lifeline(const char*) noexcept { return invalid_handle; }
+inline std::string child_lifeline_token(native_handle) { return "-1"; }
+/// Console Ctrl-C reaches every process attached to the console: workers ignore it and end with the application
+/// (job object).
+inline void ignore_terminal_signals() noexcept { ::SetConsoleCtrlHandler(nullptr, TRUE); }
+/// No separate death handle: a worker's end of its pipe is not inheritable, so no process a task starts can hold the
+/// channel open after the worker dies, and its end is the worker's death.
+inline native_handle open_process_handle(pid_type) noexcept { return invalid_handle; }
 
 /// Resident memory (working set) of a process in bytes, or 0 where it cannot be read.
 inline std::size_t resident_bytes(pid_type pid) noexcept {

@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: BSL-1.0
+// tests/lifetime_test.cpp: a pool used the way applications use one: driven by threads that come and go, in a
+// process that fork()s, gets the terminal's signals, runs under process and descriptor limits, with callbacks that
+// throw, and workers that die while nothing drives the pool (issue 12). Each case failed before its fix.
+//
+// Cases that change process-wide state (process group, signal handlers, user id, resource limits) run in a forked
+// child of the test process, which reports through its exit status and a pipe.
+#include "catch.hpp"
+#include "test_tasks.hpp"
+
+#include <procpool/procpool.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if PROCPOOL_POSIX
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+#endif
+
+namespace life_t {
+
+using procpool::start_method;
+using namespace std::chrono_literals;
+
+long my_pid() { return static_cast<long>(procpool::platform::current_pid()); }
+
+int twice(int x) { return 2 * x; }
+
+/// Ends its worker (without a signal: a fork worker would run the test framework's inherited handlers).
+[[noreturn]] void die_now() { std::_Exit(9); }
+
+#if PROCPOOL_POSIX
+/// Forks a child that waits on `gate` (holding every descriptor the worker had, its channel among them), then dies.
+int fork_then_die(std::string gate) {
+    std::fflush(nullptr);
+    pid_t child = ::fork();
+    if (child == 0) {
+        ppt::wait_on_gate(gate);
+        ::_exit(0);
+    }
+    ::_exit(child > 0 ? 7 : 8);
+}
+
+/// Tries to shrink this worker's result ring under the parent's mapping: the errno of the attempt (0: it worked),
+/// or -1 when there is no ring or its memory cannot be reopened here (map_files needs privileges).
+int truncate_ring() {
+#if defined(__linux__)
+    std::FILE* maps = std::fopen("/proc/self/maps", "r");
+    if (!maps) return -1;
+    char line[512];
+    std::string range;
+    while (std::fgets(line, sizeof line, maps))
+        if (std::strstr(line, "procpool-results")) {
+            range.assign(line, std::strcspn(line, " "));
+            break;
+        }
+    std::fclose(maps);
+    if (range.empty()) return -1;
+    int fd = ::open(("/proc/self/map_files/" + range).c_str(), O_RDWR);
+    if (fd < 0) return -1;
+    int err = ::ftruncate(fd, 0) == 0 ? 0 : errno;
+    ::close(fd);
+    return err;
+#else
+    return -1;
+#endif
+}
+
+/// Runs `body` in a forked child of the test process: the child's exit code is body's result (0: passed); what it
+/// writes to the given descriptor is the failure's description.
+struct child_result {
+    int code = -1;
+    std::string text;
+};
+child_result run_in_child(const std::function<int(int out)>& body) {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(p[0]);
+        int code = 99;
+        try {
+            code = body(p[1]);
+        } catch (const std::exception& e) {
+            std::string m = std::string("uncaught: ") + e.what();
+            [[maybe_unused]] auto n = ::write(p[1], m.data(), m.size());
+        }
+        std::fflush(nullptr);
+        ::_exit(code); // no Catch2 state, no static destructors of the test process
+    }
+    ::close(p[1]);
+    child_result r;
+    char buf[512];
+    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        r.text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(p[0]);
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
+}
+
+/// In a child: writes `m` for the parent and returns 1.
+int fail(int out, const std::string& m) {
+    [[maybe_unused]] auto n = ::write(out, m.data(), m.size());
+    return 1;
+}
+
+/// Waits until process `pid` has ended (a zombie or gone), polling /proc with a bound.
+bool wait_until_dead(long pid) {
+    for (int i = 0; i < 20000; ++i) { // polling a condition, 10 s at most
+        char s = ppt::process_state(pid);
+        if (s == 0 || s == 'Z') return true;
+        ::usleep(500);
+    }
+    return false;
+}
+#endif
+
+procpool::pool_options opts(start_method m, std::size_t workers = 2) {
+    procpool::pool_options o;
+    o.workers = workers;
+    o.start = m;
+    return o;
+}
+
+} // namespace life_t
+
+PROCPOOL_TASK(life_t::my_pid);
+PROCPOOL_TASK(life_t::twice);
+PROCPOOL_TASK(life_t::die_now);
+#if PROCPOOL_POSIX
+PROCPOOL_TASK(life_t::fork_then_die);
+PROCPOOL_TASK(life_t::truncate_ring);
+#endif
+
+using namespace life_t;
+
+#if PROCPOOL_POSIX
+TEST_CASE("a pool constructed in a thread that then exits keeps its workers", "[lifetime][threads][posix]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    std::unique_ptr<procpool::pool> pool;
+    auto o = opts(method);
+    o.on_threads = procpool::threaded_fork::warn; // fork from a second thread: the case under test, knowingly
+    std::thread([&] { pool = std::make_unique<procpool::pool>(o); }).join();
+    auto pids = pool->worker_pids();
+    REQUIRE(pids.size() == 2);
+    // The thread that started the workers (or their template) is gone: they must still be there, and serve.
+    for (auto pid : pids) CHECK(ppt::process_state(pid) != 0);
+    for (int i = 0; i < 20; ++i) CHECK(pool->submit<twice>(i).get() == 2 * i);
+    auto after = pool->worker_pids();
+    std::sort(pids.begin(), pids.end());
+    std::sort(after.begin(), after.end());
+    CHECK(after == pids); // no worker died and was replaced
+}
+
+TEST_CASE("a recycling pool driven by short-lived threads keeps the workers they started",
+          "[lifetime][threads][posix]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    auto o = opts(method);
+    o.max_tasks_per_worker = 1; // every task's worker is replaced, by whichever thread drives the pool then
+    std::atomic<int> lost{0};
+    o.on_worker_lost = [&](const procpool::worker_lost&) { ++lost; };
+    procpool::pool pool(o);
+    std::vector<std::string> errors;
+    for (int i = 0; i < 12; ++i) {
+        std::string err;
+        std::thread([&] {
+            try {
+                if (pool.submit<twice>(i).get() != 2 * i) err = "wrong result";
+            } catch (const std::exception& e) {
+                err = e.what();
+            }
+        }).join();
+        if (!err.empty()) errors.push_back(err);
+    }
+    INFO((errors.empty() ? std::string() : errors.front()));
+    CHECK(errors.empty());
+    CHECK(lost == 0);
+    pool.shutdown();
+    CHECK(lost == 0);
+}
+
+TEST_CASE("a forked copy of the application that destroys its pool leaves the parent's workers alone",
+          "[lifetime][fork][posix]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    auto pool = std::make_unique<procpool::pool>(opts(method));
+    auto pids = pool->worker_pids();
+    REQUIRE(pool->submit<twice>(1).get() == 2);
+    // The child destroys its copy of the pool, as a pool in a static is destroyed when the child calls exit().
+    auto r = run_in_child([&](int) {
+        pool.reset();
+        return 0;
+    });
+    CHECK(r.code == 0);
+    for (auto pid : pids) CHECK(ppt::process_state(pid) != 'Z');
+    for (auto pid : pids) CHECK(ppt::process_state(pid) != 0);
+    for (int i = 0; i < 10; ++i) CHECK(pool->submit<twice>(i).get() == 2 * i);
+    auto after = pool->worker_pids();
+    std::sort(pids.begin(), pids.end());
+    std::sort(after.begin(), after.end());
+    CHECK(after == pids);
+}
+
+TEST_CASE("a task that forks and dies: its worker's death is seen while the grandchild holds the channel",
+          "[lifetime][crash][posix]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool pool(opts(method, 1));
+    ppt::gate gate;
+    auto f = pool.submit<fork_then_die>(gate.path());
+    // The grandchild waits on the gate, holding the channel, until this test releases it after the check.
+    const bool seen = f.wait_for(20s) == std::future_status::ready; // a bound against a hang, not a timing
+    gate.release(1);
+    REQUIRE(seen);
+    try {
+        f.get();
+        FAIL("the task's worker died; get() must throw");
+    } catch (const procpool::worker_died& e) {
+        CHECK_THAT(e.what(), ppt::has_substring("exited with code 7"));
+    }
+    CHECK(pool.submit<twice>(4).get() == 8);
+}
+
+TEST_CASE("the forkserver, the fork template and the workers survive terminal signals the application handles",
+          "[lifetime][signals][posix]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    auto r = run_in_child([&](int out) {
+        ::setpgid(0, 0); // a process group of its own, as a terminal's foreground job
+        static volatile std::sig_atomic_t interrupted = 0;
+        struct sigaction sa{};
+        sa.sa_handler = [](int) { interrupted = 1; };
+        sigemptyset(&sa.sa_mask);
+        ::sigaction(SIGINT, &sa, nullptr); // the application handles Ctrl-C
+        ::signal(SIGHUP, SIG_IGN);         // and runs under nohup
+        auto o = opts(method, 2);
+        o.max_tasks_per_worker = 1; // later tasks need new workers: from the forkserver / template for those
+        procpool::pool pool(o);
+        if (pool.submit<twice>(1).get() != 2) return fail(out, "first task");
+        ::kill(0, SIGINT); // Ctrl-C: to every process of the group
+        ::kill(0, SIGHUP); // the terminal closed
+        if (!interrupted) return fail(out, "the application's SIGINT handler did not run");
+        for (int i = 0; i < 8; ++i) {
+            try {
+                if (pool.submit<twice>(i).get() != 2 * i) return fail(out, "wrong result");
+            } catch (const std::exception& e) {
+                return fail(out, std::string("after the signals: ") + e.what());
+            }
+        }
+        pool.shutdown();
+        return 0;
+    });
+    INFO(r.text);
+    CHECK(r.code == 0);
+}
+
+TEST_CASE("workers killed while the pool was idle: the tasks submitted next run in their replacements",
+          "[lifetime][crash][posix]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    std::vector<std::string> lost;
+    auto o = opts(method);
+    o.on_worker_lost = [&](const procpool::worker_lost& l) { lost.push_back(l.reason); };
+    procpool::pool pool(o);
+    REQUIRE(pool.submit<twice>(0).get() == 0);
+    auto pids = pool.worker_pids();
+    REQUIRE(pids.size() == 2);
+    for (auto pid : pids) ::kill(static_cast<pid_t>(pid), SIGKILL);
+    for (auto pid : pids) REQUIRE(wait_until_dead(pid)); // dead before anything drives the pool again
+    std::vector<procpool::future<int>> fs;
+    for (int i = 0; i < 200; ++i) fs.push_back(pool.submit<twice>(i));
+    int ok = 0;
+    std::string first_error;
+    for (int i = 0; i < 200; ++i) {
+        try {
+            ok += fs[static_cast<std::size_t>(i)].get() == 2 * i;
+        } catch (const std::exception& e) {
+            if (first_error.empty()) first_error = e.what();
+        }
+    }
+    INFO(first_error);
+    CHECK(ok == 200);
+    for (const auto& l : lost) CHECK_THAT(l, !ppt::has_substring("while running task"));
+}
+
+#if defined(__linux__)
+TEST_CASE("a worker cannot resize its result ring under the pool (sealed memory)", "[lifetime][ring][posix]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool pool(opts(method, 1));
+    int err = pool.submit<truncate_ring>().get();
+    if (err == -1) {
+        WARN("the ring's memory cannot be reopened by this user (/proc/self/map_files needs privileges): nothing to test");
+        return;
+    }
+    CHECK(err == EPERM); // the seal refuses it; before, the parent died of SIGBUS reading the ring
+    for (int i = 0; i < 50; ++i) CHECK(pool.submit<twice>(i).get() == 2 * i);
+}
+
+namespace life_t {
+/// Processes (threads count too, as RLIMIT_NPROC counts them) of user `uid`.
+int tasks_of_user(uid_t uid) {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        const auto name = e.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        struct stat st{};
+        if (::stat(e.path().c_str(), &st) != 0 || st.st_uid != uid) continue;
+        std::error_code ec;
+        for (auto it = std::filesystem::directory_iterator(e.path() / "task", ec);
+             !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+            ++n;
+    }
+    return n;
+}
+
+/// In a child: becomes an unprivileged user (root ignores RLIMIT_NPROC) and limits it to `extra` more processes.
+bool limit_processes(int extra) {
+    const uid_t nobody = 65534;
+    if (::getuid() == 0) {
+        if (::setgid(nobody) != 0 || ::setuid(nobody) != 0) return false;
+        ::prctl(PR_SET_DUMPABLE, 1); // /proc/self stays readable after the change of user
+    }
+    rlimit rl{};
+    rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(tasks_of_user(::getuid()) + extra);
+    return ::setrlimit(RLIMIT_NPROC, &rl) == 0;
+}
+} // namespace life_t
+
+TEST_CASE("recycling under a process limit: the retired worker is reaped before its replacement starts",
+          "[lifetime][limits][posix]") {
+    if (::getuid() != 0) {
+        WARN("needs root to switch to an unprivileged user whose processes can be limited");
+        return;
+    }
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    auto r = run_in_child([&](int out) {
+        // Exactly the pool's processes: its workers, and the template or forkserver they are forked from.
+        if (!limit_processes(2 + (method == start_method::spawn ? 0 : 1))) return fail(out, "cannot set the limit");
+        auto o = opts(method, 2);
+        o.max_tasks_per_worker = 1;
+        procpool::pool pool(o);
+        for (int i = 0; i < 20; ++i) {
+            try {
+                if (pool.submit<twice>(i).get() != 2 * i) return fail(out, "wrong result");
+            } catch (const std::exception& e) {
+                return fail(out, "task " + std::to_string(i) + ": " + e.what());
+            }
+        }
+        pool.shutdown();
+        return 0;
+    });
+    INFO(r.text);
+    CHECK(r.code == 0);
+}
+
+TEST_CASE("a process limit at construction: start_error naming the system's refusal", "[lifetime][limits][posix]") {
+    if (::getuid() != 0) {
+        WARN("needs root to switch to an unprivileged user whose processes can be limited");
+        return;
+    }
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    auto r = run_in_child([&](int out) {
+        if (!limit_processes(0)) return fail(out, "cannot set the limit");
+        try {
+            procpool::pool pool(opts(method, 2));
+            return fail(out, "the pool was constructed with no process to spare");
+        } catch (const procpool::start_error& e) {
+            if (!std::strstr(e.what(), "Resource temporarily unavailable")) return fail(out, e.what());
+            return 0;
+        } catch (const std::exception& e) {
+            return fail(out, std::string("not a start_error: ") + e.what());
+        }
+    });
+    INFO(r.text);
+    CHECK(r.code == 0);
+}
+
+TEST_CASE("a descriptor limit at construction: start_error with the real errno, never 'errno 0'",
+          "[lifetime][limits][posix]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    int failures = 0, successes = 0;
+    for (int extra = 0; extra <= 24; ++extra) {
+        auto r = run_in_child([&](int out) {
+            int highest = 0;
+            for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+                highest = std::max(highest, std::stoi(e.path().filename().string()));
+            // Descriptors take the lowest free numbers: fill the gaps below the highest, so that exactly `extra`
+            // more can be opened.
+            for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;)
+                if (fd >= highest) {
+                    ::close(fd);
+                    break;
+                }
+            rlimit rl{};
+            ::getrlimit(RLIMIT_NOFILE, &rl);
+            rl.rlim_cur = static_cast<rlim_t>(highest + 1 + extra);
+            if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return fail(out, "cannot set the limit");
+            try {
+                procpool::pool pool(opts(method, 2));
+                if (pool.submit<twice>(3).get() != 6) return fail(out, "wrong result");
+                return 0;
+            } catch (const procpool::start_error& e) {
+                return fail(out, e.what()) + 1; // 2: refused as it should be; the text is checked below
+            } catch (const std::exception& e) {
+                return fail(out, std::string("not a start_error: ") + e.what());
+            }
+        });
+        INFO("descriptors to spare: " << extra << ": " << r.text);
+        CHECK((r.code == 0 || r.code == 2));
+        if (r.code == 2) {
+            ++failures;
+            CHECK_THAT(r.text, ppt::has_substring("Too many open files"));
+            CHECK_THAT(r.text, !ppt::has_substring("errno 0"));
+        } else if (r.code == 0) {
+            ++successes;
+        }
+    }
+    CHECK(failures > 0);
+    CHECK(successes > 0);
+}
+#endif // __linux__
+#endif // PROCPOOL_POSIX
+
+TEST_CASE("an exception from on_worker_lost reaches no future: each keeps its outcome, the pool keeps it",
+          "[lifetime][on_worker_lost]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    auto o = opts(method, 1);
+    int calls = 0;
+    o.on_worker_lost = [&](const procpool::worker_lost&) {
+        ++calls;
+        throw std::runtime_error("callback boom");
+    };
+    procpool::pool pool(o);
+    auto crash = pool.submit<die_now>();
+    auto healthy = pool.submit<twice>(21); // runs in the replacement; its get() drives past the report
+    CHECK(healthy.get() == 42);
+    CHECK_THROWS_AS(crash.get(), procpool::worker_died);
+    CHECK_NOTHROW(pool.shutdown());
+    CHECK(calls == 1);
+    auto errors = pool.take_callback_errors();
+    REQUIRE(errors.size() == 1);
+    CHECK_THROWS_WITH(std::rethrow_exception(errors.front()), "callback boom");
+    CHECK(pool.take_callback_errors().empty());
+}
+
+TEST_CASE("in_process: threads submit while another shuts down; each submit has a result or pool_closed",
+          "[lifetime][threads]") {
+    procpool::pool pool(opts(start_method::in_process));
+    std::atomic<int> results{0}, closed{0}, other{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 200; ++i) {
+                try {
+                    if (pool.submit<twice>(t * 1000 + i).get() == 2 * (t * 1000 + i)) ++results;
+                    else ++other;
+                } catch (const procpool::pool_closed&) {
+                    ++closed;
+                } catch (...) {
+                    ++other;
+                }
+            }
+        });
+    threads.emplace_back([&] { pool.shutdown(); });
+    for (auto& t : threads) t.join();
+    CHECK(other == 0);
+    CHECK(results + closed == 800);
+}
