@@ -18,7 +18,7 @@ set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
 
-all_stages="gcc clang asan meson consumers fuzz version wine"
+all_stages="gcc clang asan meson consumers fuzz version wine docs package"
 if [[ $# -gt 0 ]]; then
     stages="$*"
 else
@@ -210,6 +210,23 @@ stage_version() {
     done
     [[ -n $header ]] || { echo "no version in config.hpp"; ok=1; }
     return $ok
+}
+
+# The API reference (docs/Doxyfile: public headers only, every public name documented, warnings are errors) and the
+# relative links of the Markdown docs, which render on GitHub without a build.
+stage_docs() {
+    bash scripts/ensure-deps.sh --docs || return 1
+    local version pages
+    version=$(python3 scripts/version.py) || return 1
+    rm -rf build/docs && mkdir -p build/docs
+    if ! (cd docs && PROCPOOL_VERSION=$version doxygen Doxyfile); then
+        echo "docs: doxygen reported a warning (an error here: docs/Doxyfile sets WARN_AS_ERROR)"
+        return 1
+    fi
+    pages=$(find build/docs/html -name '*.html' | wc -l)
+    echo "docs: doxygen $(doxygen --version): procpool $version reference, $pages pages, 0 warnings" \
+        "(build/docs/html/index.html)"
+    python3 scripts/check-doc-links.py README.md CHANGELOG.md docs/*.md
 }
 
 mkdir -p build/logs
