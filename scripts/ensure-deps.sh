@@ -5,6 +5,8 @@
 #   scripts/ensure-deps.sh --ci     also clang-14 with libc++ and libFuzzer (scripts/test.sh's clang and fuzz stages),
 #                                   and what --wine installs
 #   scripts/ensure-deps.sh --wine   also the mingw-w64 cross compiler and wine (the wine stage: docs/windows.md)
+#   scripts/ensure-deps.sh --docs   also doxygen (scripts/test.sh's docs stage: the API reference)
+#   scripts/ensure-deps.sh --quick  only what examples/quickstart.cpp needs (scripts/quickstart.sh): no Catch2, no Meson
 # As root (or with password-less sudo) it runs apt-get; otherwise it prints the command to run and exits 1.
 # Boost: any installed Boost >= 1.75 is accepted. Do NOT install libboost-dev next to libboost1.81-dev: they conflict.
 set -euo pipefail
@@ -13,15 +15,22 @@ required=(g++ cmake ninja-build pkg-config libboost1.81-dev catch2 meson)
 optional=(clang-14 libc++-14-dev libc++abi-14-dev libclang-rt-14-dev)
 # Debian 12's wine package is 32- and 64-bit in one name; wine64 alone runs the 64-bit tests.
 wine=(g++-mingw-w64-x86-64-posix wine wine64)
+docs=(doxygen)
+quick=(g++ cmake ninja-build libboost1.81-dev)
 
-want=("${required[@]}")
+base=("${required[@]}")
+extra=()
+quick_only=0
 for arg in "$@"; do
     case $arg in
-        --ci) want+=("${optional[@]}" "${wine[@]}") ;;
-        --wine) want+=("${wine[@]}") ;;
-        *) echo "usage: $0 [--ci] [--wine]" >&2; exit 2 ;;
+        --ci) extra+=("${optional[@]}" "${wine[@]}") ;;
+        --wine) extra+=("${wine[@]}") ;;
+        --docs) extra+=("${docs[@]}") ;;
+        --quick) base=("${quick[@]}"); quick_only=1 ;;
+        *) echo "usage: $0 [--ci] [--wine] [--docs] [--quick]" >&2; exit 2 ;;
     esac
 done
+want=("${base[@]}" "${extra[@]}")
 
 # Boost headers >= 1.75 from any package (or a source install): nothing to do for Boost.
 boost_ok() {
@@ -43,9 +52,11 @@ installed() {
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     # Not Debian: check for the tools only, and say what is needed.
     miss=()
-    for tool in c++ cmake ninja pkg-config meson; do command -v "$tool" >/dev/null || miss+=("$tool"); done
+    tools=(c++ cmake ninja pkg-config meson)
+    [[ $quick_only -eq 1 ]] && tools=(c++ cmake ninja)
+    for tool in "${tools[@]}"; do command -v "$tool" >/dev/null || miss+=("$tool"); done
     boost_ok || miss+=("Boost>=1.75 headers")
-    [[ -f /usr/include/catch2/catch.hpp || -f /usr/include/catch2/catch_all.hpp ||
+    [[ $quick_only -eq 1 ]] || [[ -f /usr/include/catch2/catch.hpp || -f /usr/include/catch2/catch_all.hpp ||
        -f /usr/local/include/catch2/catch.hpp || -f /usr/local/include/catch2/catch_all.hpp ]] || miss+=("Catch2")
     if [[ ${#miss[@]} -gt 0 ]]; then
         echo "ensure-deps: no apt-get here; please install: ${miss[*]} (and CMake >= 3.25, a C++20 compiler)" >&2

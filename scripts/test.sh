@@ -12,6 +12,9 @@
 #   version    the versions of config.hpp, CMake, Meson and both .pc files agree               (build/version*)
 #   wine       the Windows build: mingw-w64 cross compiler (CMake toolchain file and Meson cross file), unit tests
 #              and examples run under wine; [posix] test cases are not run there (docs/windows.md)   (build/wine)
+#   docs       Doxygen reference from the public headers, warnings are errors; relative links in the docs resolve
+#   package    the .deb built with CPack, installed with dpkg -i, consumed by find_package and pkg-config, removed;
+#              the vcpkg port's install steps, the Conan recipe and the Meson wrap checked as far as this machine can
 # Run a subset with PROCPOOL_STAGES="gcc asan" (or as arguments: scripts/test.sh gcc asan).
 # PROCPOOL_JOBS (default 2) sets the parallelism of builds and ctest. Logs: build/logs/<stage>.log.
 # Prints "stage <name>: ok (N s)" or "stage <name>: FAILED (N s)" per stage, then "N passed, N failed".
@@ -20,7 +23,7 @@ set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
 
-all_stages="gcc clang asan tsan meson consumers fuzz version wine"
+all_stages="gcc clang asan tsan meson consumers fuzz version wine docs package"
 if [[ $# -gt 0 ]]; then
     stages="$*"
 else
@@ -190,6 +193,18 @@ wine_summary() {
 
 pc_version() { sed -nE 's/^Version:[[:space:]]*//p' "$1"; }
 
+# The versions the package recipes spell out (they cannot read config.hpp): one "<what> <version>" line each.
+recipe_versions() {
+    local vcpkg conan wrap
+    vcpkg=$(python3 -c 'import json; print(json.load(open("ports/procpool/vcpkg.json"))["version"])') || return 1
+    conan=$(python3 -c 'import ast
+for n in ast.walk(ast.parse(open("conanfile.py").read())):
+    if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "version": print(n.value.value)') || return 1
+    wrap=$(sed -nE 's/^directory = procpool-//p' packaging/meson/procpool.wrap)
+    printf '%-32s %s\n' "vcpkg.json" "${vcpkg:-?}" "conanfile.py" "${conan:-?}" "packaging/meson/procpool.wrap" \
+        "${wrap:-?}"
+}
+
 stage_version() {
     local header python cmake_v cmake_pc cmake_cfg meson_v meson_pc part
     header=""
@@ -218,8 +233,11 @@ stage_version() {
     printf '%-32s %s\n' "config.hpp" "$header" "scripts/version.py" "$python" "CMake project()" "$cmake_v" \
         "CMake procpoolConfigVersion" "$cmake_cfg" "CMake procpool.pc" "$cmake_pc" \
         "Meson project()" "$meson_v" "Meson procpool.pc" "$meson_pc"
+    local recipes
+    recipes=$(recipe_versions) || return 1
+    printf '%s\n' "$recipes"
     local v ok=0
-    for v in "$python" "$cmake_v" "$cmake_cfg" "$cmake_pc" "$meson_v" "$meson_pc"; do
+    for v in "$python" "$cmake_v" "$cmake_cfg" "$cmake_pc" "$meson_v" "$meson_pc" $(awk '{print $NF}' <<<"$recipes"); do
         if [[ $v != "$header" ]]; then
             echo "version mismatch: '$v' differs from config.hpp's '$header'"
             ok=1
@@ -227,6 +245,97 @@ stage_version() {
     done
     [[ -n $header ]] || { echo "no version in config.hpp"; ok=1; }
     return $ok
+}
+
+# The API reference (docs/Doxyfile: public headers only, every public name documented, warnings are errors) and the
+# relative links of the Markdown docs, which render on GitHub without a build.
+stage_docs() {
+    bash scripts/ensure-deps.sh --docs || return 1
+    local version pages
+    version=$(python3 scripts/version.py) || return 1
+    rm -rf build/docs && mkdir -p build/docs
+    if ! (cd docs && PROCPOOL_VERSION=$version doxygen Doxyfile); then
+        echo "docs: doxygen reported a warning (an error here: docs/Doxyfile sets WARN_AS_ERROR)"
+        return 1
+    fi
+    pages=$(find build/docs/html -name '*.html' | wc -l)
+    echo "docs: doxygen $(doxygen --version): procpool $version reference, $pages pages, 0 warnings" \
+        "(build/docs/html/index.html)"
+    python3 scripts/check-doc-links.py README.md CHANGELOG.md docs/*.md
+}
+
+# Packages: the .deb (CPack) installed with dpkg -i, consumed from /usr by find_package and pkg-config, then removed;
+# the vcpkg port's steps run by CMake (packaging/vcpkg-port-test.cmake) and consumed with find_package; the Conan
+# recipe's package() run without Conan (packaging/conan-recipe-test.py); the Meson wrap used with a local archive.
+# dpkg -i needs root: CI runs as root on a throwaway machine.
+package_consumer() { # <name> <cmake args...>: tests/consumers/find_package built and run, printing "procpool <v>"
+    local name=$1 out
+    shift
+    cmake -S tests/consumers/find_package -B "build/package/$name" -DCMAKE_CXX_COMPILER="${CXX:-g++-12}" \
+        -DPROCPOOL_EXPECTED_VERSION="$version" -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON "$@" >/dev/null &&
+        cmake --build "build/package/$name" >/dev/null &&
+        out=$("build/package/$name/consumer") && echo "package: $name: $out" && [[ $out == "procpool $version" ]]
+}
+
+stage_package() {
+    local version deb rc=0 flags out
+    version=$(python3 scripts/version.py) || return 1
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "package: dpkg -i needs root (CI runs as root); run this stage as root"
+        return 1
+    fi
+    if dpkg-query -W libprocpool-dev >/dev/null 2>&1; then
+        echo "package: libprocpool-dev is installed already; remove it first (dpkg -r libprocpool-dev)"
+        return 1
+    fi
+    rm -rf build/package
+    cmake -S . -B build/package -DPROCPOOL_BUILD_TESTS=OFF -DPROCPOOL_BUILD_EXAMPLES=OFF -DPROCPOOL_BUILD_BENCH=OFF \
+        >/dev/null &&
+        (cd build/package && cpack -G DEB -B deb >/dev/null) || return 1
+    deb=build/package/deb/libprocpool-dev_${version}_all.deb
+    [[ -f $deb ]] || { echo "package: no $deb"; return 1; }
+    echo "package: built $deb ($(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)," \
+        "$(dpkg-deb -c "$deb" | grep -c '\.hpp$') headers)"
+
+    dpkg -i "$deb" >/dev/null || return 1
+    echo "package: dpkg -i: $(dpkg-query -W -f='${Package} ${Version} ${db:Status-Status}' libprocpool-dev)"
+    package_consumer deb_find_package || rc=1 # found under /usr, no prefix given
+    flags=$(env -u PKG_CONFIG_PATH pkg-config --cflags --libs procpool) || rc=1
+    echo "package: pkg-config --cflags --libs procpool: $flags"
+    [[ $(grep -o -- '-pthread' <<<"$flags" | wc -l) -eq 1 ]] || { echo "package: -pthread is not there once"; rc=1; }
+    mkdir -p build/package/deb_pkg_config
+    # shellcheck disable=SC2046 # word splitting of the flags is intended
+    "${CXX:-g++-12}" -std=c++20 $(pkg-config --cflags procpool) tests/consumers/pkg_config/main.cpp \
+        $(pkg-config --libs procpool) -o build/package/deb_pkg_config/consumer &&
+        out=$(build/package/deb_pkg_config/consumer) && echo "package: deb_pkg_config: $out" &&
+        [[ $out == "procpool $version" ]] || rc=1
+    dpkg -r libprocpool-dev >/dev/null || rc=1
+    [[ ! -e /usr/include/procpool ]] || { echo "package: /usr/include/procpool is left after dpkg -r"; rc=1; }
+    echo "package: dpkg -r: $(dpkg-query -W -f='${db:Status-Status}' libprocpool-dev 2>/dev/null || echo removed)"
+
+    cmake -DPROCPOOL_SOURCE="$repo" -DWORK="$repo/build/package/vcpkg" -P packaging/vcpkg-port-test.cmake \
+        >build/package/vcpkg.log 2>&1 && tail -n 1 build/package/vcpkg.log || { cat build/package/vcpkg.log; rc=1; }
+    package_consumer vcpkg_find_package -DCMAKE_PREFIX_PATH="$repo/build/package/vcpkg/packages/procpool_x64-linux" ||
+        rc=1
+    python3 packaging/conan-recipe-test.py . build/package/conan || rc=1
+    package_meson_wrap || rc=1
+    return $rc
+}
+
+# packaging/meson/procpool.wrap with its URL and hash pointing at a local archive of this checkout.
+package_meson_wrap() {
+    local version dir=build/package/meson_wrap archive hash out
+    version=$(python3 scripts/version.py) || return 1
+    mkdir -p "$dir/subprojects/packagecache" && cp tests/consumers/meson_subproject/* "$dir/" || return 1
+    archive=$repo/$dir/procpool-$version.tar.gz
+    git ls-files -z --cached --others --exclude-standard |
+        tar --null -T - --transform "s,^,procpool-$version/," -czf "$archive" || return 1
+    hash=$(sha256sum "$archive" | cut -d' ' -f1)
+    sed -e "s|^source_url = .*|source_url = file://$archive|" -e "s|^source_hash = .*|source_hash = $hash|" \
+        packaging/meson/procpool.wrap >"$dir/subprojects/procpool.wrap" || return 1
+    CXX=${CXX:-g++-12} meson setup "$dir/build" "$dir" --wrap-mode=default >"$dir.log" 2>&1 &&
+        meson compile -C "$dir/build" >>"$dir.log" 2>&1 || { tail -n 20 "$dir.log"; return 1; }
+    out=$("$dir/build/consumer") && echo "package: meson_wrap: $out" && [[ $out == "procpool $version" ]]
 }
 
 mkdir -p build/logs

@@ -332,6 +332,7 @@ concept contiguous_codec = requires { typename U::value_type; } && memcpy_sequen
 /// \endcode
 class writer {
 public:
+    /// Appends encoded values to `out`.
     explicit writer(std::vector<std::byte>& out) noexcept : out_(&out) {}
 
     /// Appends the encoding of `v`.
@@ -351,6 +352,7 @@ public:
         }
     }
 
+    /// The bytes written so far (and whatever `out` held before).
     [[nodiscard]] std::vector<std::byte>& buffer() noexcept { return *out_; }
 
 private:
@@ -395,6 +397,7 @@ protected:
 /// corrupt input throws protocol_error naming what was expected and the byte offset.
 class reader {
 public:
+    /// Reads values from `in`, which must outlive the reader.
     explicit reader(std::span<const std::byte> in) noexcept : in_(in) {}
     /// Reads `first`, then what `rest` brings (the whole input is first + rest.pending() bytes).
     reader(std::span<const std::byte> first, byte_source& rest) noexcept : in_(first), src_(&rest) {}
@@ -431,7 +434,9 @@ public:
         pos_ += n;
     }
 
+    /// Bytes consumed so far (the offset a protocol_error reports).
     [[nodiscard]] std::size_t offset() const noexcept { return base_ + pos_; }
+    /// Bytes not read yet.
     [[nodiscard]] std::size_t remaining() const noexcept {
         return in_.size() - pos_ + (src_ ? src_->pending() : 0);
     }

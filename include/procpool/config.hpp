@@ -7,8 +7,11 @@
 
 /// The one source of the version: CMake, Meson and CI read these three lines.
 #define PROCPOOL_VERSION_MAJOR 0
+/// Minor version: new features; before 1.0, also incompatible changes.
 #define PROCPOOL_VERSION_MINOR 1
+/// Patch version: fixes only.
 #define PROCPOOL_VERSION_PATCH 0
+/// The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH (0.1.0 is 100).
 #define PROCPOOL_VERSION (PROCPOOL_VERSION_MAJOR * 10000 + PROCPOOL_VERSION_MINOR * 100 + PROCPOOL_VERSION_PATCH)
 
 #if !defined(__cplusplus) || (__cplusplus < 202002L && (!defined(_MSVC_LANG) || _MSVC_LANG < 202002L))
@@ -16,9 +19,11 @@
 #endif
 
 // A versioned inline namespace keeps two procpool versions apart when a plugin brings its own copy.
+/// Opens namespace procpool and its versioned inline namespace (internal use).
 #define PROCPOOL_BEGIN_NAMESPACE                                                                                       \
     namespace procpool {                                                                                               \
     inline namespace v0 {
+/// Closes what PROCPOOL_BEGIN_NAMESPACE opened.
 #define PROCPOOL_END_NAMESPACE                                                                                         \
     }                                                                                                                  \
     }
@@ -51,7 +56,9 @@
 #define PROCPOOL_WINDOWS 1
 #define PROCPOOL_POSIX 0
 #else
+/// 1 when building for Windows (CreateProcessW workers), else 0.
 #define PROCPOOL_WINDOWS 0
+/// 1 on POSIX systems (spawn, fork, forkserver), else 0.
 #define PROCPOOL_POSIX 1
 #endif
 

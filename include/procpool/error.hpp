@@ -36,7 +36,9 @@ public:
 /// `offset()` is the byte offset in the value or frame where decoding stopped.
 class protocol_error : public error {
 public:
+    /// `what` is the message; `offset` where decoding stopped.
     protocol_error(const std::string& what, std::size_t offset) : error(what), offset_(offset) {}
+    /// Byte offset in the value or frame where decoding stopped.
     [[nodiscard]] std::size_t offset() const noexcept { return offset_; }
 
 private:
@@ -46,10 +48,12 @@ private:
 /// The worker running a task died (crash, signal, exit) before it sent the result.
 class worker_died : public error {
 public:
+    /// The message, the task that was running, and how the worker ended.
     worker_died(const std::string& what, std::string task, long pid, int exit_code, int signal)
         : error(what), task_(std::move(task)), pid_(pid), exit_code_(exit_code), signal_(signal) {}
     /// Name of the task that was running ("" when the worker died between tasks).
     [[nodiscard]] const std::string& task() const noexcept { return task_; }
+    /// Process id of the worker that died.
     [[nodiscard]] long pid() const noexcept { return pid_; }
     /// Exit code when the worker exited, -1 when it was killed by a signal.
     [[nodiscard]] int exit_code() const noexcept { return exit_code_; }
@@ -110,8 +114,10 @@ public:
 /// `type_name()` is the demangled dynamic type, `what()` the original message.
 class remote_error : public error {
 public:
+    /// The task's exception: its demangled type and its `what()`.
     remote_error(std::string type_name, const std::string& message)
         : error(type_name + ": " + message), type_name_(std::move(type_name)), message_(message) {}
+    /// Demangled dynamic type of the task's exception.
     [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
     /// The original `what()`, without the type prefix.
     [[nodiscard]] const std::string& message() const noexcept { return message_; }
@@ -124,6 +130,7 @@ private:
 /// A worker's initializer threw: carries the initializer's exception.
 class initializer_error : public error {
 public:
+    /// The message and the initializer's own exception.
     initializer_error(const std::string& what, std::exception_ptr cause) : error(what), cause_(std::move(cause)) {}
     /// The initializer's own exception, rethrowable with std::rethrow_exception.
     [[nodiscard]] std::exception_ptr cause() const noexcept { return cause_; }

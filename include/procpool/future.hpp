@@ -148,7 +148,9 @@ template <class T>
 class future {
 public:
     future() noexcept = default;
+    /// \cond INTERNAL
     explicit future(std::shared_ptr<detail::value_state<T>> s) noexcept : s_(std::move(s)) {}
+    /// \endcond
 
     /// Waits for the task and returns its result.
     /// \throws the task's exception (standard types as themselves, others as remote_error), worker_died,
@@ -173,6 +175,7 @@ public:
     std::future_status wait_for(const std::chrono::duration<Rep, Period>& d) const {
         return wait_until(std::chrono::steady_clock::now() + d);
     }
+    /// Waits until `t` at most; std::future_status::ready or timeout.
     template <class Clock, class Duration>
     std::future_status wait_until(const std::chrono::time_point<Clock, Duration>& t) const {
         require_state();
@@ -218,6 +221,7 @@ void wait_all(std::span<future<T>> fs) {
     for (auto& f : fs)
         if (f.valid()) f.wait();
 }
+/// Waits for every valid future in `fs`.
 template <class T>
 void wait_all(std::vector<future<T>>& fs) {
     wait_all(std::span<future<T>>(fs));
@@ -251,7 +255,9 @@ std::size_t wait_any(std::span<future<T>> fs) {
 template <class T>
 class as_completed {
 public:
+    /// Watches the futures of `fs`, which must outlive this range.
     explicit as_completed(std::span<future<T>> fs) : fs_(fs), taken_(fs.size(), false) {}
+    /// Watches the futures of `fs`, which must outlive this range.
     explicit as_completed(std::vector<future<T>>& fs) : as_completed(std::span<future<T>>(fs)) {}
 
     class iterator {
@@ -296,7 +302,9 @@ public:
         std::size_t i_ = 0;
     };
 
+    /// Waits for the first future to complete (advancing waits for the next).
     iterator begin() { return iterator(this); }
+    /// The end: every valid future has been yielded.
     std::default_sentinel_t end() { return {}; }
 
 private:
@@ -304,6 +312,7 @@ private:
     std::vector<bool> taken_;
 };
 
+/// Deduces T from a vector of futures.
 template <class T>
 as_completed(std::vector<future<T>>&) -> as_completed<T>;
 

@@ -20,8 +20,11 @@ enum class log_level : std::uint8_t { off = 0, info = 1, debug = 2 };
 
 /// One lifecycle event: its level, the process that reports it, and a message.
 struct log_event {
+    /// info or debug.
     log_level level;
+    /// Process id of the process that reports the event.
     long pid;
+    /// What happened, as one line.
     std::string message;
 };
 
@@ -45,6 +48,7 @@ inline log_state& logger() {
 
 /// Sets the level (overrides PROCPOOL_LOG). Workers started afterwards inherit it.
 inline void set_log_level(log_level l) noexcept { detail::logger().level = l; }
+/// The current level.
 [[nodiscard]] inline log_level get_log_level() noexcept { return detail::logger().level; }
 
 /// Routes events to `sink` instead of stderr (an empty function restores stderr). Parent-side events only:

@@ -147,9 +147,12 @@ struct fixed_string {
 /// PROCPOOL_DECLARE_TASK; `pool.submit<decl>(args...)` keeps every compile-time check.
 template <class Signature, detail::fixed_string Name>
 struct declared_task;
+/// A declared task with result R and parameters A... (made by PROCPOOL_DECLARE_TASK).
 template <class R, class... A, detail::fixed_string Name>
 struct declared_task<R(A...), Name> {
+    /// The registered signature: parameters without const and references.
     using wire_signature = R (*)(std::remove_cvref_t<A>...);
+    /// The registered name.
     static constexpr std::string_view name = Name.view();
 };
 
@@ -186,13 +189,20 @@ inline void check_signature(std::string_view name, const char* wire) {
 template <auto Task>
     requires detail::is_declared_task<std::remove_cv_t<decltype(Task)>>
 struct task_traits<Task> {
+    /// The declared_task type.
     using decl = std::remove_cv_t<decltype(Task)>;
     static_assert(detail::declared_sig<decl>::ok);
+    /// A declared task counts as registered.
     static constexpr bool registered = true;
+    /// The stable name it is registered under.
     static constexpr std::string_view name = decl::name;
+    /// The task's result type.
     using result_type = typename detail::declared_sig<decl>::result;
+    /// Its parameter types, without const and references.
     using args_tuple = typename detail::declared_sig<decl>::args;
+    /// Its number of parameters.
     static constexpr std::size_t arity = detail::declared_sig<decl>::arity;
+    /// The signature checked against the registry's.
     using wire_signature = typename decl::wire_signature;
 };
 

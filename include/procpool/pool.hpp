@@ -322,6 +322,7 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return proc_ ? proc_->size() : 0; }
     /// Process ids of the live workers (empty for in_process).
     [[nodiscard]] std::vector<long> worker_pids() const { return proc_ ? proc_->pids() : std::vector<long>{}; }
+    /// How this pool starts its workers (pool_options::start).
     [[nodiscard]] start_method method() const noexcept { return method_; }
 
     /// Exceptions thrown by pool_options::on_worker_lost since the last call, oldest first (at most the newest 64).
@@ -390,7 +391,9 @@ public:
         unordered_results* r_ = nullptr;
     };
 
+    /// Waits for the first finished chunk (advancing waits for the next).
     iterator begin() { return iterator(this); }
+    /// The end: every chunk's results have been yielded.
     std::default_sentinel_t end() { return {}; }
 
     /// \cond INTERNAL

@@ -29,7 +29,9 @@ PROCPOOL_BEGIN_NAMESPACE
 
 /// A registered task and its encoded arguments, e.g. an initializer: `procpool::call<init>(42)` (pool.hpp).
 struct task_call {
+    /// The task's registered name.
     std::string name;
+    /// Its encoded arguments.
     std::vector<std::byte> args;
 };
 

@@ -24,6 +24,7 @@ PROCPOOL_BEGIN_NAMESPACE
 /// PROCPOOL_TASK specializes it. Users never specialize it by hand.
 template <auto Task>
 struct task_traits {
+    /// Not a registered task.
     static constexpr bool registered = false;
 };
 

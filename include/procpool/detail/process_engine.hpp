@@ -62,6 +62,7 @@ enum class threaded_fork {
 
 /// What on_worker_lost reports about a worker that died.
 struct worker_lost {
+    /// Process id of the worker.
     long pid = 0;
     int exit_code = -1;     ///< exit code, or -1 when a signal killed it
     int signal = 0;         ///< the signal that killed it, or 0
