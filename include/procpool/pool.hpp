@@ -5,12 +5,14 @@
 
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
+#include <procpool/detail/inline_engine.hpp>
 #include <procpool/detail/process_engine.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
+#include <procpool/options.hpp>
 #include <procpool/platform/platform.hpp>
 #include <procpool/plugin.hpp>
-#include <procpool/protocol.hpp>
+#include <procpool/detail/wire.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 
@@ -30,12 +32,6 @@
 #include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
-
-/// What shutdown() does with tasks that have not started.
-enum class shutdown_mode {
-    wait,          ///< run them, then retire the workers (the destructor's choice)
-    cancel_pending ///< fail them with task_cancelled; running tasks still finish
-};
 
 namespace detail {
 
@@ -175,72 +171,6 @@ void encode_item(std::vector<std::byte>& out, E&& e) {
             std::forward<E>(e));
     }
 }
-
-/// Runs jobs in the calling process through the same frames a worker gets (start_method::in_process).
-class inline_engine final : public engine, public std::enable_shared_from_this<inline_engine> {
-public:
-    explicit inline_engine(pool_options opts) : opts_(std::move(opts)) {}
-
-    void start() {
-        registry::instance().verify();
-        context_registry::instance().verify();
-        if (opts_.initializer) {
-            if (auto err = run_hook(*opts_.initializer))
-                throw initializer_error("procpool: the initializer \"" + opts_.initializer->name + "\" threw: " +
-                                            err->type + ": " + err->what,
-                                        exception_from_record(*err));
-        }
-    }
-
-    // Threads may submit and shut down at once, as with every start method. Tasks run one at a time, as in one
-    // worker (a task may submit to this pool from inside: the mutex is recursive), and shutdown waits for the
-    // running one before the finalizer.
-    void submit(job j) {
-        std::lock_guard lk(m_);
-        if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
-        j.state->owner = weak_from_this();
-        reader r(std::span<const std::byte>(j.frame).subspan(frame_header_size));
-        auto type = static_cast<frame_type>(j.frame[4]);
-        (void)r.read<std::uint64_t>();
-        auto name = r.read<std::string>();
-        std::vector<std::byte> out;
-        if (type == frame_type::task) {
-            run_call(name, std::span(j.frame).subspan(frame_header_size + r.offset()), out);
-        } else {
-            auto payload = std::span<const std::byte>(j.frame).subspan(frame_header_size);
-            batch_items items(r);
-            const task_entry* entry = registry::instance().find(name);
-            writer(out).write(items.size());
-            items.for_each(payload, [&](std::span<const std::byte> item) { run_call(entry, name, item, out); });
-        }
-        j.state->deliver_payload(out);
-    }
-
-    bool wait(state_base& s, std::optional<std::chrono::steady_clock::time_point>) override {
-        return s.done.load(std::memory_order_acquire);
-    }
-    std::size_t wait_any(std::span<state_base* const> states) override {
-        for (std::size_t i = 0; i < states.size(); ++i)
-            if (states[i]->done.load(std::memory_order_acquire)) return i;
-        return 0;
-    }
-    bool cancel(state_base&) override { return false; }
-
-    void shutdown() {
-        std::lock_guard lk(m_);
-        if (closed_) return;
-        closed_ = true;
-        if (opts_.finalizer) {
-            if (auto err = run_hook(*opts_.finalizer))
-                log(log_level::info, [&] { return "finalizer threw: " + err->type + ": " + err->what; });
-        }
-    }
-
-private:
-    pool_options opts_;
-    std::recursive_mutex m_;
-    bool closed_ = false;
-};
 
 } // namespace detail
 

@@ -9,10 +9,10 @@
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>
+#include <procpool/options.hpp>
 #include <procpool/per_process.hpp>
 #include <procpool/plugin.hpp>
 #include <procpool/pool.hpp>
-#include <procpool/protocol.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 

@@ -20,6 +20,14 @@
 
 PROCPOOL_BEGIN_NAMESPACE
 
+/// A registered task and its encoded arguments, e.g. an initializer: `procpool::call<init>(42)` (pool.hpp).
+struct task_call {
+    /// The task's registered name.
+    std::string name;
+    /// Its encoded arguments.
+    std::vector<std::byte> args;
+};
+
 /// Compile-time facts about a task. The primary template describes anything that is not a registered task;
 /// PROCPOOL_TASK specializes it. Users never specialize it by hand.
 template <auto Task>

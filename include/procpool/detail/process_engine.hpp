@@ -11,16 +11,21 @@
 
 #include <procpool/config.hpp>
 #include <procpool/context.hpp>
+#include <procpool/detail/handles.hpp>
+#include <procpool/detail/job.hpp>
+#include <procpool/detail/launcher.hpp>
 #include <procpool/detail/result_ring.hpp>
 #include <procpool/detail/spin.hpp>
+#include <procpool/detail/wire.hpp>
+#include <procpool/detail/worker_link.hpp>
+#include <procpool/detail/worker_loop.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>
+#include <procpool/options.hpp>
 #include <procpool/platform/platform.hpp>
 #include <procpool/plugin.hpp>
-#include <procpool/protocol.hpp>
 #include <procpool/task.hpp>
-#include <procpool/worker.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -41,171 +46,7 @@
 
 PROCPOOL_BEGIN_NAMESPACE
 
-/// How workers are started. See README "Start methods".
-enum class start_method {
-    spawn,     ///< posix_spawn of the running executable: fresh static state; needs serve_if_worker in main.
-    fork,      ///< copies of the parent as it was when the pool was constructed (via a template process).
-    in_process, ///< no processes: tasks run in the caller, through the full encode/decode path (debugging).
-    forkserver  ///< a spawned, single-threaded server forks the workers: spawn's state, fork's start-up speed.
-};
-
-/// Whether `m` can start workers on this platform (Windows has spawn and in_process only).
-constexpr bool is_available(start_method m) noexcept {
-    return PROCPOOL_POSIX || m == start_method::spawn || m == start_method::in_process;
-}
-
-/// What start_method::fork does when the parent already has several threads.
-enum class threaded_fork {
-    refuse, ///< throw start_error (default): a lock held by another thread stays locked in the workers.
-    warn    ///< log a warning and fork anyway.
-};
-
-/// What on_worker_lost reports about a worker that died.
-struct worker_lost {
-    /// Process id of the worker.
-    long pid = 0;
-    int exit_code = -1;     ///< exit code, or -1 when a signal killed it
-    int signal = 0;         ///< the signal that killed it, or 0
-    std::string task;       ///< the task it was running, or "" (between tasks, in its initializer or finalizer)
-    std::string reason;     ///< a sentence, as in the error the task got
-};
-
-/// Options of a pool. Aggregate: use designated initializers, `pool{{.workers = 4}}`.
-struct pool_options {
-    /// Number of worker processes; 0 means std::thread::hardware_concurrency().
-    std::size_t workers = 0;
-    /// How workers start. spawn is the default: the same semantics on every OS and safe with threads.
-    start_method start = start_method::spawn;
-    /// A worker retires (running the finalizer) after this many tasks or map chunks; 0: never.
-    std::size_t max_tasks_per_worker = 0;
-    /// Registered task run once in each worker before its first task: `procpool::call<init>(args...)`.
-    std::optional<task_call> initializer{};
-    /// Registered task run in each worker when it retires normally (shutdown or recycling).
-    std::optional<task_call> finalizer{};
-    /// start_method::fork in a multi-threaded parent: refuse (default) or warn.
-    threaded_fork on_threads = threaded_fork::refuse;
-    /// How long a worker may take from start to ready (handshake and initializer).
-    std::chrono::milliseconds start_timeout{60000};
-    /// Default limit on the run time of a task (or of a map chunk); 0: none. A task over it fails with
-    /// task_timeout, and its worker is killed and replaced. `pool.submit_with` overrides it per task.
-    std::chrono::milliseconds task_timeout{0};
-    /// How many more times a task runs when its worker dies under it (crash, signal, exit). 0, the default:
-    /// never, since a task may have side effects. After the last attempt worker_died lists every cause.
-    std::size_t max_retries = 0;
-    /// A worker whose resident memory exceeds this many bytes after a task retires (the task's result is
-    /// kept) and a fresh one replaces it; 0: no limit. Read from /proc on Linux; elsewhere not enforced.
-    std::size_t max_memory_per_worker = 0;
-    /// Called when a worker dies unexpectedly (not when it retires), from the thread that drives the
-    /// pool, without the pool's lock held: it may call the pool.
-    std::function<void(const worker_lost&)> on_worker_lost{};
-    /// Re-read every context after each task in the worker and report a task that changed one: off (default),
-    /// log, retire the worker, or fail the task with state_leak. Not applied with start_method::in_process.
-    leak_policy leak_audit = leak_policy::off;
-    /// How many jobs a worker may hold at once (running + sent ahead); 0, the default, adapts it per worker to
-    /// about 1 ms of work: 2 for long tasks (load balancing), up to 128 for tiny ones (no idle gaps, fewer
-    /// system calls). Jobs sent ahead can no longer be cancelled. With leak_audit on, always 1.
-    std::size_t prefetch = 0;
-    /// How long shutdown (and so the destructor) waits for retiring workers to finish their finalizer and exit;
-    /// a worker still there then is killed, and the pool logs it.
-    std::chrono::milliseconds shutdown_timeout{30000};
-};
-
-/// Per-task options for pool::submit_with.
-struct task_options {
-    /// Limit on this task's run time (overrides pool_options::task_timeout; 0: the pool's default).
-    std::chrono::milliseconds timeout{0};
-};
-
 namespace detail {
-
-/// Bytes of a job's frame that are not in `frame` but in the caller's argument (a large string or vector), sent
-/// from there: they belong at offset `at` of the frame. Valid only until submit returns (see settle_lent).
-struct lent_run {
-    std::size_t at;
-    std::span<const std::byte> bytes;
-};
-
-/// A job waiting for, or running in, a worker: its state and its ready-to-send frame.
-struct job {
-    std::shared_ptr<state_base> state;
-    std::vector<std::byte> frame;
-    std::int64_t timeout_ms = 0;       // 0: none
-    std::vector<std::string> failures; // why earlier attempts died (retries)
-    std::shared_ptr<const context_snapshot> contexts{}; // the parent's contexts when it was submitted
-    std::vector<lent_run> lent{};                        // in order of `at`
-};
-
-/// Bytes of all the lent runs.
-inline std::size_t lent_bytes(const std::vector<lent_run>& runs) noexcept {
-    std::size_t n = 0;
-    for (const auto& r : runs) n += r.bytes.size();
-    return n;
-}
-
-/// Makes `j.frame` whole: copies the lent runs into it (for a job that may be sent again, or later).
-inline void take_lent(job& j) {
-    if (j.lent.empty()) return;
-    std::vector<std::byte> whole;
-    whole.reserve(j.frame.size() + lent_bytes(j.lent));
-    std::size_t at = 0;
-    for (const auto& r : j.lent) {
-        whole.insert(whole.end(), j.frame.begin() + static_cast<std::ptrdiff_t>(at),
-                     j.frame.begin() + static_cast<std::ptrdiff_t>(r.at));
-        whole.insert(whole.end(), r.bytes.begin(), r.bytes.end());
-        at = r.at;
-    }
-    whole.insert(whole.end(), j.frame.begin() + static_cast<std::ptrdiff_t>(at), j.frame.end());
-    j.frame = std::move(whole);
-    j.lent.clear();
-}
-
-/// Bytes waiting for a worker's socket. Small frames are copied together (one send for many); a large job frame
-/// is borrowed from its job, which stays in `inflight` (its frame alive) at least until its result arrives, and
-/// lent runs from the caller's arguments until submit returns.
-struct out_segment {
-    std::vector<std::byte> owned;
-    std::span<const std::byte> borrowed; // empty: the bytes are `owned`
-    std::size_t pos = 0;                 // bytes already written
-    const void* owner = nullptr;         // the job (state) the borrowed bytes belong to
-    [[nodiscard]] bool is_borrowed() const noexcept { return borrowed.data() != nullptr; }
-    [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
-        return is_borrowed() ? borrowed : std::span<const std::byte>(owned);
-    }
-};
-
-struct worker_slot {
-    enum class phase { hello, setup, ready, retiring, closed };
-    platform::pid_type pid = 0;
-    platform::native_handle fd = platform::invalid_handle;
-    std::int64_t index = 0;
-    phase state = phase::hello;
-    bool from_template = false;
-    frame_reader in;
-    std::deque<out_segment> out;
-    std::vector<std::byte> spare;  // capacity of a written segment, for the next one
-    bool unflushed = false;        // dispatch appended to `out` this round
-    std::deque<job> inflight; // front: running; the rest: sent ahead, not started
-    std::chrono::steady_clock::time_point busy_since{}; // when the front job started (as far as the parent knows)
-    double task_us = 0;       // moving average of its job times; 0: none yet
-    std::size_t assigned = 0;
-    std::int64_t started_ms = 0;
-    std::int64_t deadline_ms = 0; // when the running job times out; 0: no limit
-    bool over_memory = false;     // above max_memory_per_worker or leaked state: retire when idle
-    std::shared_ptr<const context_snapshot> applied; // the contexts this worker has been sent
-    std::size_t plugins_sent = 0;                    // how many of the loaded plugins it has been told about
-    std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
-    std::unique_ptr<result_ring> ring; // where its frames arrive once it is ready (null: all on the channel)
-    platform::native_handle ring_fd = platform::invalid_handle; // the ring's memory, until sent with setup
-    bool ring_on = false;              // it is ready: frames on the channel follow their `ring` record
-    std::uint64_t ring_tail = 0;       // how far the ring has been read
-    std::uint64_t answered = 0;        // jobs it has answered (compared with the ring's `started` at its death)
-    platform::native_handle lifeline = platform::invalid_handle; // kills it if this process ends (spawned workers)
-    platform::native_handle proc = platform::invalid_handle;     // readable when it exits (pidfd), where available
-    bool replace_when_reaped = false; // retired: its replacement starts once it is gone (never N+1 processes)
-    [[nodiscard]] bool ring_has_data() const noexcept {
-        return ring_on && ring->control().head.load(std::memory_order_acquire) != ring_tail;
-    }
-};
 
 using platform::describe_exit;
 
@@ -236,7 +77,7 @@ public:
             platform::make_channel(wake_r_, wake_w_);
             own_handle(wake_r_);
             own_handle(wake_w_);
-            if (forks()) start_template();
+            launcher_.start();
             for (std::size_t i = 0; i < target_; ++i) launch(lk);
         } catch (const std::system_error& e) { // the system refused a process or a descriptor: a start_error
             lk.unlock();
@@ -349,7 +190,7 @@ public:
         // Wait for queued and running jobs, then retire. Also wait for workers the fork template was asked for
         // (a recycling replacement): one delivered after the loop below would never be retired or closed, and
         // shutdown would wait for it until its 30 s deadline.
-        while (!queue_.empty() || in_flight() > 0 || (template_pending_ > 0 && template_fd_ >= 0)) {
+        while (!queue_.empty() || in_flight() > 0 || launcher_.pending() > 0) {
             if (broken_) break;
             if (!driving_) drive_once(lk, std::nullopt);
             else cv_.wait(lk);
@@ -357,8 +198,8 @@ public:
         while (driving_) cv_.wait(lk);
         retiring_all_ = true;
         for (auto& w : slots_) {
-            if (w->state == worker_slot::phase::ready) retire(*w);
-            else if (w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup)
+            if (w->state == worker_link::phase::ready) retire(*w);
+            else if (w->state == worker_link::phase::hello || w->state == worker_link::phase::setup)
                 ended(*w); // not set up yet: closing the channel ends it quietly, no finalizer to run
         }
         auto deadline = std::chrono::steady_clock::now() + opts_.shutdown_timeout;
@@ -379,7 +220,7 @@ public:
         std::lock_guard lk(m_);
         std::vector<long> out;
         for (auto& w : slots_)
-            if (w->state != worker_slot::phase::closed) out.push_back(w->pid);
+            if (w->state != worker_link::phase::closed) out.push_back(w->pid);
         return out;
     }
 
@@ -406,156 +247,27 @@ public:
 
 private:
     // ---- starting workers -------------------------------------------------------------------------------
-    [[nodiscard]] std::string template_name() const {
-        return opts_.start == start_method::forkserver ? "forkserver" : "fork template";
-    }
-
-    [[nodiscard]] bool forks() const noexcept {
-        return opts_.start == start_method::fork || opts_.start == start_method::forkserver;
-    }
-
-    /// Starts the process every worker is forked from: a fork of this process (fork), or a spawned copy of the
-    /// executable that has run only static initialization (forkserver).
-    void start_template() {
-#if PROCPOOL_WINDOWS
-        throw start_error(std::string("procpool: start_method::") +
-                          (opts_.start == start_method::fork ? "fork" : "forkserver") +
-                          " is not available on Windows, which has no fork(); use start_method::spawn (the "
-                          "default), as Python does there.");
-#else
-        if (opts_.start == start_method::forkserver) return start_forkserver();
-        int threads = platform::thread_count();
-        if (threads > 1) {
-            std::string msg = "procpool: start_method::fork refused: this process has " + std::to_string(threads) +
-                              " threads. fork() copies only the calling thread, so a lock another thread holds "
-                              "(in malloc, a logger, any mutex) stays locked forever in the workers and can "
-                              "deadlock them. Construct the pool before starting threads, or use "
-                              "start_method::spawn or start_method::forkserver; pool_options::on_threads = "
-                              "threaded_fork::warn forks anyway.";
-            if (opts_.on_threads == threaded_fork::refuse) throw start_error(msg);
-            log(log_level::info, [&] { return "warning: " + msg; });
-        }
-        platform::native_handle mine = -1, theirs = -1;
-        platform::make_channel(mine, theirs);
-        own_handle(mine);
-        template_fd_ = mine; // closed by close_all if what follows throws
-        auto life = platform::make_lifeline();
-        template_lifeline_ = life.parent_end;
-        auto parent = platform::current_pid();
-        platform::pid_type pid = 0;
-        try {
-            pid = platform::fork_process();
-        } catch (...) {
-            platform::close_handle(theirs);
-            platform::close_handle(life.child_end);
-            throw;
-        }
-        if (pid == 0) {
-            platform::close_handle(mine);
-            run_fork_template(theirs, parent, false, life.child_end); // the fork handler closed the parent's ends
-        }
-        platform::close_handle(theirs);
-        platform::close_handle(life.child_end);
-        template_pid_ = pid;
-        log(log_level::debug, [&] { return "fork template started, pid " + std::to_string(pid); });
-#endif
-    }
-
-#if PROCPOOL_POSIX
-    /// Spawns the forkserver and waits for it to say it is serving (or that main() has no serve_if_worker).
-    void start_forkserver() {
-        platform::native_handle mine = -1;
-        template_pid_ = spawn_with_channel(forkserver_flag, mine, template_lifeline_);
-        own_handle(mine);
-        template_fd_ = mine;
-        std::string why;
-        std::vector<platform::poll_item> it{{mine, false}};
-        platform::wait_any(it, static_cast<int>(opts_.start_timeout.count()));
-        if (!it[0].readable && !it[0].hangup) {
-            why = "did not start within " + std::to_string(opts_.start_timeout.count()) +
-                  " ms (it runs static initialization and main() up to serve_if_worker; is main() blocked before it?)";
-        } else {
-            worker_channel chan(mine);
-            frame_type type{};
-            std::span<const std::byte> payload;
-            try {
-                if (!chan.receive(type, payload)) why = "ended before it was ready";
-                else if (type == frame_type::guard_missing) why = decode<std::string>(payload);
-                else if (type != frame_type::ready) why = std::string("sent an unexpected ") + frame_type_name(type) + " frame";
-            } catch (const std::exception& e) {
-                why = std::string("sent a corrupt frame: ") + e.what();
-            }
-        }
-        if (why.empty()) {
-            log(log_level::debug, [&] { return "forkserver started, pid " + std::to_string(template_pid_); });
-            return;
-        }
-        release_handle(template_fd_);
-        platform::close_handle(template_fd_);
-        template_fd_ = -1;
-        auto st = platform::reap_or_kill(template_pid_, 1000);
-        template_pid_ = 0;
-        if (why.rfind("procpool: ", 0) == 0) throw start_error(why); // the guard message speaks for itself
-        throw start_error("procpool: the forkserver process " + why + " (it " + describe_exit(st) +
-                          "). A spawned forkserver must reach procpool::serve_if_worker(argc, argv), the first "
-                          "line of main().");
-    }
-#endif
-
-    /// Starts one worker (asynchronously: it becomes ready when its handshake completes).
+    /// Starts one worker (asynchronously: it becomes ready when its handshake completes; a forked one arrives as a
+    /// launcher event first).
     void launch(std::unique_lock<std::mutex>&) {
-        if (forks()) {
-            char cmd = 'w';
-            if (!platform::write_all(template_fd_, &cmd, 1))
-                throw start_error("procpool: the " + template_name() + " process is gone; cannot start a worker");
-            ++template_pending_;
-            return;
-        }
-        platform::native_handle mine = -1, lifeline = platform::invalid_handle;
-        auto pid = spawn_with_channel(worker_flag, mine, lifeline);
-        // Opened before anything reaps it, so the pid is its own (the pool reaps its spawned workers itself).
-        add_slot(pid, mine, false, lifeline, platform::open_process_handle(pid));
+        if (auto w = launcher_.launch()) add_slot(*w);
     }
 
-    /// Spawns the executable as `flag` (a worker or the forkserver); `mine` is our end of its channel, `lifeline`
-    /// our end of its lifeline (platform::make_lifeline), to close once it has been reaped.
-    static platform::pid_type spawn_with_channel(const char* flag, platform::native_handle& mine,
-                                                 platform::native_handle& lifeline) {
-        platform::native_handle theirs = -1;
-        platform::make_channel(mine, theirs);
-        platform::lifeline_pair life;
-        platform::pid_type pid = 0;
-        try {
-            life = platform::make_lifeline();
-            pid = platform::spawn_self(
-                {flag, std::to_string(platform::current_pid()), platform::child_lifeline_token(life.child_end)},
-                {std::string(worker_env) + "=" + platform::child_channel_token(theirs)}, theirs, life.child_end);
-        } catch (...) {
-            platform::close_handle(mine);
-            platform::close_handle(theirs);
-            if (life.child_end != platform::invalid_handle) platform::close_handle(life.child_end);
-            platform::drop_lifeline(life.parent_end);
-            throw;
-        }
-        platform::close_handle(theirs);
-        if (life.child_end != platform::invalid_handle) platform::close_handle(life.child_end);
-        lifeline = life.parent_end;
-        return pid;
-    }
-
-    void add_slot(platform::pid_type pid, platform::native_handle fd, bool from_template,
-                  platform::native_handle lifeline, platform::native_handle proc) {
+    void add_slot(const started_worker& started) {
+        const auto pid = started.pid;
+        const auto fd = started.channel;
+        const auto proc = started.proc;
         platform::set_nonblocking(fd, true);
         platform::enlarge_buffers(fd, 1 << 20);
         own_handle(fd);
         if (proc != platform::invalid_handle) own_handle(proc);
-        auto w = std::make_unique<worker_slot>();
+        auto w = std::make_unique<worker_link>();
         w->pid = pid;
         w->fd = fd;
-        w->lifeline = lifeline;
+        w->lifeline = started.lifeline;
         w->proc = proc;
         w->index = next_index_++;
-        w->from_template = from_template;
+        w->from_template = started.from_template;
         w->started_ms = platform::now_ms();
         // The ring's memory is made now, while the worker starts, and sent with the setup frame.
         if (PROCPOOL_RESULT_RING && platform::has_result_ring) {
@@ -587,13 +299,13 @@ private:
         items.clear();
         who.clear();
         for (auto& w : slots_) {
-            if (w->state == worker_slot::phase::closed) continue;
-            items.push_back({w->fd, !w->out.empty()});
+            if (w->state == worker_link::phase::closed) continue;
+            items.push_back({w->fd, w->has_output()});
             who.push_back(w.get());
         }
         items.push_back({wake_r_, false});
         const std::size_t template_item = items.size();
-        if (template_fd_ >= 0) items.push_back({template_fd_, false});
+        if (launcher_.events_handle() != platform::invalid_handle) items.push_back({launcher_.events_handle(), false});
         // A worker's process handle: its death is seen even when a process its task forked holds the channel open.
         const std::size_t proc_items = items.size();
         auto& dying = poll_procs_;
@@ -606,6 +318,7 @@ private:
         int timeout = -1;
         auto now_ms = platform::now_ms();
         if (pending_launches_ > 0) timeout = static_cast<int>(std::max<std::int64_t>(0, next_launch_ms_ - now_ms));
+        if (launcher_.has_queued()) timeout = 0; // reports read while collecting an exit status
         if (deadline) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
             auto until = static_cast<int>(std::max<std::int64_t>(0, left.count() + 1));
@@ -613,7 +326,7 @@ private:
         }
         for (auto* w : who) { // handshakes and running tasks have deadlines of their own
             std::int64_t until = 0;
-            if (w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup)
+            if (w->state == worker_link::phase::hello || w->state == worker_link::phase::setup)
                 until = w->started_ms + opts_.start_timeout.count();
             else if (w->deadline_ms)
                 until = w->deadline_ms;
@@ -636,14 +349,9 @@ private:
             // looked at once more, so that a record published in between is not slept on.
             auto block = [&] {
                 bool data = false;
-                for (auto* w : who) {
-                    if (!w->ring_on) continue;
-                    w->ring->control().parent_sleeping.store(1, std::memory_order_seq_cst);
-                    data = data || w->ring->control().head.load(std::memory_order_seq_cst) != w->ring_tail;
-                }
+                for (auto* w : who) data = w->ask_for_doorbell() || data;
                 platform::wait_any(items, data ? 0 : timeout);
-                for (auto* w : who)
-                    if (w->ring_on) w->ring->control().parent_sleeping.store(0, std::memory_order_relaxed);
+                for (auto* w : who) w->doorbell_not_needed();
                 return true;
             };
             if (answers_due && timeout != 0) spin_.wait([&] { return platform::wait_any(items, 0), ready(); }, block);
@@ -658,37 +366,30 @@ private:
             while (platform::read_some(wake_r_, buf, sizeof buf) > 0) {
             }
         }
-        if (template_fd_ >= 0 && template_item < proc_items &&
-            (items[template_item].readable || items[template_item].hangup))
-            read_template(false);
+        if (launcher_.has_queued() ||
+            (template_item < proc_items && (items[template_item].readable || items[template_item].hangup)))
+            handle_launch_events();
         for (std::size_t i = 0; i < who.size(); ++i) {
             auto* w = who[i];
-            if (w->state == worker_slot::phase::closed) continue;
-            if (items[i].writable) flush(*w);
-            if (items[i].readable || items[i].hangup) {
-                receive(*w);
-            } else if (w->ring_has_data()) {
-                try {
-                    drain_ring(*w, false);
-                } catch (const protocol_error& e) {
-                    corrupt(*w, e);
-                }
-            }
+            if (w->state == worker_link::phase::closed) continue;
+            if (items[i].writable) w->flush();
+            if (items[i].readable || items[i].hangup) receive(*w);
+            else if (w->ring_has_data()) handle_frames(*w);
         }
         for (std::size_t i = 0; i < dying.size(); ++i) {
             auto* w = dying[i];
-            if (w->state == worker_slot::phase::closed || !items[proc_items + i].readable) continue;
+            if (w->state == worker_link::phase::closed || !items[proc_items + i].readable) continue;
             receive(*w); // what it wrote before it died counts: read the channel, then the ring, to their ends
-            if (w->state != worker_slot::phase::closed) ended(*w);
+            if (w->state != worker_link::phase::closed) ended(*w);
         }
         retry_launches();
         now_ms = platform::now_ms();
         for (auto* w : who) {
-            if ((w->state == worker_slot::phase::hello || w->state == worker_slot::phase::setup) &&
+            if ((w->state == worker_link::phase::hello || w->state == worker_link::phase::setup) &&
                 now_ms - w->started_ms > opts_.start_timeout.count()) {
                 start_failed(*w, "did not complete its handshake within " + std::to_string(opts_.start_timeout.count()) +
                                      " ms");
-            } else if (w->state != worker_slot::phase::closed && w->deadline_ms && now_ms >= w->deadline_ms &&
+            } else if (w->state != worker_link::phase::closed && w->deadline_ms && now_ms >= w->deadline_ms &&
                        !w->inflight.empty()) {
                 const auto& running = w->inflight.front();
                 kill(*w, std::make_exception_ptr(task_timeout(
@@ -779,7 +480,7 @@ private:
         for (;;) {
             for (auto& q : queue_)
                 if (q.state.get() == owner) return take_lent(q);
-            worker_slot* w = nullptr;
+            worker_link* w = nullptr;
             job* jp = nullptr;
             for (auto& s : slots_)
                 for (std::size_t i = 0; i < s->inflight.size() && !jp; ++i)
@@ -787,16 +488,14 @@ private:
                         w = s.get();
                         jp = &s->inflight[i];
                         if (i != 0) { // sent ahead: may be requeued, so it needs its whole frame
-                            own_output(*w, owner);
+                            w->own_output(owner);
                             return take_lent(*jp);
                         }
                     }
             if (!jp) return; // answered or failed: nothing of it is left in any output (own_output, ended)
-            flush(*w);
-            std::size_t now_left = 0;
-            for (const auto& seg : w->out)
-                if (seg.is_borrowed() && seg.owner == owner) now_left += seg.borrowed.size() - seg.pos;
-            if (now_left == 0 || w->state == worker_slot::phase::closed) {
+            w->flush();
+            const std::size_t now_left = w->unwritten(owner);
+            if (now_left == 0 || w->state == worker_link::phase::closed) {
                 jp->lent.clear(); // the front job is never sent again (no retries): its frame is not needed whole
                 return;
             }
@@ -805,7 +504,7 @@ private:
                 left = now_left;
                 last_progress = now;
             } else if (now - last_progress > patience_ms) {
-                own_output(*w, owner); // the rest goes out from a copy, when the worker reads again
+                w->own_output(owner); // the rest goes out from a copy, when the worker reads again
                 jp->lent.clear();
                 return;
             }
@@ -821,7 +520,7 @@ private:
             if (items[0].hangup) { // dying: the driving thread reports it; the bytes are of no use now
                 for (auto& s : slots_)
                     if (s.get() == w) {
-                        own_output(*w, owner);
+                        w->own_output(owner);
                         for (auto& j : w->inflight)
                             if (j.state.get() == owner) j.lent.clear();
                     }
@@ -831,7 +530,7 @@ private:
     }
 
     /// Starts the clock of the job now at the front of `w` (the one the worker runs next).
-    static void arm(worker_slot& w) {
+    static void arm(worker_link& w) {
         w.deadline_ms = (!w.inflight.empty() && w.inflight.front().timeout_ms > 0)
                             ? platform::now_ms() + w.inflight.front().timeout_ms
                             : 0;
@@ -842,57 +541,18 @@ private:
         platform::write_some(wake_w_, &b, 1);
     }
 
-    /// Reads what the template process reports: workers it started (with their channel), children that ended.
-    void read_template([[maybe_unused]] bool block_one) {
-#if PROCPOOL_POSIX
-        bool first = true;
-        for (;;) {
-            if (!first || !block_one) {
-                std::vector<platform::poll_item> it{{template_fd_, false}};
-                platform::wait_any(it, 0);
-                if (!it[0].readable && !it[0].hangup) return;
+    /// Handles what the launcher reports: forked workers that started, starts that failed, a template gone.
+    void handle_launch_events() {
+        launch_events_.clear();
+        launcher_.read(launch_events_);
+        for (auto& e : launch_events_) {
+            switch (e.what) {
+            case launch_event::kind::started: add_slot(e.worker); break;
+            case launch_event::kind::start_failed: launch_failed(start_error(e.message), e.error); break;
+            case launch_event::kind::template_gone:
+                if (!shut_down_ && !retiring_all_) broken(std::make_exception_ptr(start_error(e.message)));
+                break;
             }
-            first = false;
-            template_record rec{};
-            platform::native_handle fds[2];
-            int dropped = 0;
-            if (!platform::recv_handles(template_fd_, fds, 2, &rec, sizeof rec, &dropped)) {
-                template_gone();
-                return;
-            }
-            if (rec.kind == template_event::exited) {
-                for (auto fd : fds)
-                    if (fd >= 0) platform::close_handle(fd);
-                template_exits_[rec.pid] = platform::exit_status{rec.code, rec.signal};
-                continue;
-            }
-            --template_pending_;
-            if (rec.kind == template_event::started && fds[0] >= 0) {
-                add_slot(rec.pid, fds[0], true, platform::invalid_handle, fds[1]);
-                continue;
-            }
-            for (auto fd : fds)
-                if (fd >= 0) platform::close_handle(fd);
-            // The worker it forked has no channel here (its end was dropped): it reads end of stream and exits.
-            int err = rec.kind == template_event::started ? (dropped ? dropped : EMFILE) : rec.code;
-            launch_failed(start_error("procpool: the " + template_name() + " could not start a worker: " +
-                                      errno_text(err) +
-                                      (rec.kind == template_event::started ? " (receiving its channel)" : "")),
-                          err);
-        }
-#endif
-    }
-
-    void template_gone() {
-        release_handle(template_fd_);
-        platform::close_handle(template_fd_);
-        template_fd_ = -1;
-        if (template_pid_ > 0) {
-            auto st = platform::reap_or_kill(template_pid_, 1000);
-            template_pid_ = 0;
-            if (!shut_down_ && !retiring_all_)
-                broken(std::make_exception_ptr(start_error("procpool: the " + template_name() + " process " + describe_exit(st) +
-                                                           "; no more workers can be started")));
         }
     }
 
@@ -904,170 +564,45 @@ private:
         spare_frame_ = std::move(f);
     }
 
-    // ---- channel I/O ----------------------------------------------------------------------------------------
-    static constexpr std::size_t borrow_bytes = 64 * 1024;  // job frames from this size are written in place
-    static constexpr std::size_t spare_bytes = 256 * 1024;  // larger output buffers are not kept
-
-    /// Queues `frame` for `w`; `owner`: the job whose frame it is, which outlives its bytes in `out` (see
-    /// out_segment): a large one is written in place.
-    static void append(worker_slot& w, std::span<const std::byte> frame, const void* owner = nullptr) {
-        if (owner && frame.size() >= borrow_bytes) {
-            w.out.push_back(out_segment{{}, frame, 0, owner});
-            return;
-        }
-        if (frame.empty()) return;
-        if (w.out.empty() || w.out.back().is_borrowed()) {
-            w.out.emplace_back();
-            w.out.back().owned = std::move(w.spare);
-            w.spare.clear();
-        }
-        auto& o = w.out.back().owned;
-        o.insert(o.end(), frame.begin(), frame.end());
-    }
-
-    /// Writes what the socket takes of `w`'s output.
-    static void flush(worker_slot& w) {
-        while (!w.out.empty()) {
-            auto& seg = w.out.front();
-            auto bytes = seg.bytes();
-            while (seg.pos < bytes.size()) {
-                auto n = platform::write_some(w.fd, bytes.data() + seg.pos, bytes.size() - seg.pos);
-                if (n <= 0) return; // full (poll reports writable), or gone (the reader side reports the death)
-                seg.pos += static_cast<std::size_t>(n);
-            }
-            if (!seg.is_borrowed() && seg.owned.capacity() <= spare_bytes) {
-                seg.owned.clear();
-                w.spare = std::move(seg.owned);
-            }
-            w.out.pop_front();
-        }
-    }
-
-    /// Copies borrowed bytes still unwritten into `w`'s own buffers: their job is about to go away, or its lent
-    /// runs are (`owner`'s only, or every job's when null).
-    static void own_output(worker_slot& w, const void* owner = nullptr) {
-        for (auto& seg : w.out) {
-            if (!seg.is_borrowed() || (owner && seg.owner != owner)) continue;
-            auto rest = seg.borrowed.subspan(seg.pos);
-            seg.owned.assign(rest.begin(), rest.end());
-            seg.borrowed = {};
-            seg.owner = nullptr;
-            seg.pos = 0;
-        }
-    }
-
-    /// Queues a job's frame, with its lent runs in place.
-    static void append_job(worker_slot& w, const job& j) {
-        const void* owner = j.state.get();
-        const std::span<const std::byte> frame(j.frame);
-        std::size_t at = 0;
-        for (const auto& r : j.lent) {
-            append(w, frame.subspan(at, r.at - at), owner);
-            w.out.push_back(out_segment{{}, r.bytes, 0, owner});
-            at = r.at;
-        }
-        append(w, frame.subspan(at), owner);
-    }
-
-    void send(worker_slot& w, const std::vector<std::byte>& frame) {
-        append(w, frame);
-        flush(w);
-    }
-
-    void receive(worker_slot& w) {
+    // ---- frames from a worker ------------------------------------------------------------------------------
+    void receive(worker_link& w) {
         // A bounded read per round: a worker that floods its channel cannot starve the others (poll reports
         // it again in the next round).
         std::size_t budget = std::size_t{16} << 20;
         for (;;) {
-            auto space = w.in.prepare();
-            auto n = platform::read_some(w.fd, space.data(), space.size());
-            if (n > 0) w.in.commit(static_cast<std::size_t>(n));
-            try {
-                while (w.state != worker_slot::phase::closed) {
-                    auto f = w.in.next(PROCPOOL_MAX_FRAME_BYTES);
-                    if (!f) break;
-                    channel_frame(w, f->first, f->second);
-                }
-                // At end of stream, what it published before it ended counts (a result is never blamed for a
-                // crash that came after it).
-                if (w.state != worker_slot::phase::closed) drain_ring(w, false);
-            } catch (const protocol_error& e) {
-                corrupt(w, e);
-                return;
-            }
-            if (w.state == worker_slot::phase::closed) return;
+            std::size_t room = 0;
+            const auto n = w.read(room);
+            // At end of stream too, what it sent and published before it ended counts (a result is never blamed
+            // for a crash that came after it).
+            handle_frames(w);
+            if (w.state == worker_link::phase::closed) return;
             if (n < 0) {
                 ended(w);
                 return;
             }
             if (n == 0) return;
-            if (static_cast<std::size_t>(n) < space.size()) return; // drained: no second recv to learn it
+            if (static_cast<std::size_t>(n) < room) return; // drained: no second recv to learn it
             if (static_cast<std::size_t>(n) >= budget) return;
             budget -= static_cast<std::size_t>(n);
         }
     }
 
-    void close_ring_fd(worker_slot& w) {
-        if (w.ring_fd == platform::invalid_handle) return;
-        release_handle(w.ring_fd);
-        platform::close_handle(w.ring_fd);
-        w.ring_fd = platform::invalid_handle;
-    }
-
-    void corrupt(worker_slot& w, const protocol_error& e) {
-        kill(w, std::make_exception_ptr(protocol_error(
-                    "procpool: worker pid " + std::to_string(w.pid) + " sent a corrupt frame: " + e.what(), e.offset())));
-    }
-
-    /// A frame from the channel. With a ring, it is a doorbell, or the frame of the next `ring` record: the
-    /// records before that one are handled first.
-    void channel_frame(worker_slot& w, frame_type type, std::span<const std::byte> payload) {
-        if (!w.ring_on) return handle(w, type, payload);
-        if (type == frame_type::ring) return; // a doorbell: the ring is read below
-        if (!drain_ring(w, true))
-            throw protocol_error(std::string("procpool: a ") + frame_type_name(type) +
-                                     " frame came on the channel without its record in the result ring",
-                                 0);
-        if (w.state != worker_slot::phase::closed) handle(w, type, payload);
-    }
-
-    /// Handles the ring's records up to its head, or up to a `ring` record (whose frame is on the channel):
-    /// with `take_mark`, that record is consumed and true returned. Wakes a worker waiting for room.
-    bool drain_ring(worker_slot& w, bool take_mark) {
-        if (!w.ring_on) return false;
-        auto& ring = *w.ring;
-        auto& c = ring.control();
-        const auto head = c.head.load(std::memory_order_acquire);
-        if (head - w.ring_tail > ring.bytes())
-            throw protocol_error("procpool: the result ring's head (" + std::to_string(head) + ") is corrupt", 0);
-        bool took = false;
-        std::uint64_t t = w.ring_tail;
-        while (t != head && w.state != worker_slot::phase::closed) {
-            if (head - t < frame_header_size) throw protocol_error("procpool: a truncated record in the result ring", 0);
-            const std::byte* at = ring.at(t);
-            auto h = parse_frame_head(at, ring_max_record);
-            const auto size = frame_header_size + h.length;
-            if (size > head - t) throw protocol_error("procpool: a truncated record in the result ring", 0);
-            if (h.type == frame_type::ring) {
-                if (take_mark) {
-                    t += size;
-                    took = true;
-                }
-                break;
+    /// Handles what the link has received, in order; a corrupt frame or record kills the worker.
+    void handle_frames(worker_link& w) {
+        try {
+            while (w.state != worker_link::phase::closed) {
+                auto f = w.next_frame();
+                if (!f) return;
+                handle(w, f->type, f->payload);
             }
-            handle(w, h.type, std::span<const std::byte>(at + frame_header_size, h.length));
-            t += size;
+        } catch (const protocol_error& e) {
+            kill(w, std::make_exception_ptr(protocol_error(
+                        "procpool: worker pid " + std::to_string(w.pid) + " sent a corrupt frame: " + e.what(), e.offset())));
         }
-        w.ring_tail = t;
-        c.tail.store(t, std::memory_order_seq_cst);
-        if (c.worker_waiting.load(std::memory_order_seq_cst) && c.worker_waiting.exchange(0))
-            platform::wake_shared(c.worker_waiting);
-        return took;
     }
 
-    // ---- frames from a worker ------------------------------------------------------------------------------
-    void handle(worker_slot& w, frame_type type, std::span<const std::byte> payload) {
-        using P = worker_slot::phase;
+    void handle(worker_link& w, frame_type type, std::span<const std::byte> payload) {
+        using P = worker_link::phase;
         switch (type) {
         case frame_type::hello: {
             if (w.state != P::hello) break;
@@ -1091,10 +626,10 @@ private:
             s.plugins = loaded_plugins();
             w.plugins_sent = s.plugins.size();
             w.state = P::setup;
-            if (!w.ring || !w.out.empty()) {
+            if (!w.ring || w.has_output()) {
                 w.ring.reset();
-                close_ring_fd(w);
-                send(w, make_frame(frame_type::setup, s));
+                w.close_ring_fd();
+                w.send(make_frame(frame_type::setup, s));
                 return;
             }
             s.result_ring = static_cast<std::uint32_t>(result_ring_bytes);
@@ -1104,7 +639,7 @@ private:
 #else
             const bool sent = false;
 #endif
-            close_ring_fd(w); // the worker has its own descriptor now (or none: then it is refused below)
+            w.close_ring_fd(); // the worker has its own descriptor now (or none: then it is refused below)
             if (!sent) start_failed(w, "could not be sent its setup frame and result ring");
             return;
         }
@@ -1143,8 +678,8 @@ private:
                                          std::to_string(front.state->id),
                                      0);
             front.state->deliver_payload(payload.subspan(r.offset()));
-            own_output(w, front.state.get()); // answered before it was all sent: a broken worker, but no dangling
-            if (front.frame.size() >= borrow_bytes) recycle_frame(std::move(front.frame));
+            w.own_output(front.state.get()); // answered before it was all sent: a broken worker, but no dangling
+            if (front.frame.size() >= worker_link::borrow_bytes) recycle_frame(std::move(front.frame));
             {
                 auto now = std::chrono::steady_clock::now();
                 double us = std::chrono::duration<double, std::micro>(now - w.busy_since).count();
@@ -1197,7 +732,7 @@ private:
 
     // ---- dispatch ---------------------------------------------------------------------------------------------
     /// How many jobs `w` may hold: about 1 ms of work, from its recent job times (2 until it has one).
-    [[nodiscard]] std::size_t depth(const worker_slot& w) const noexcept {
+    [[nodiscard]] std::size_t depth(const worker_link& w) const noexcept {
         // With the leak audit on, one job at a time: a job sent ahead would run before the audit's verdict on the
         // one before it arrives (contexts re-sent, worker retired), in the polluted worker.
         if (opts_.leak_audit != leak_policy::off) return 1;
@@ -1207,8 +742,8 @@ private:
     }
 
     /// Whether `w` takes another job now.
-    [[nodiscard]] bool takes_job(const worker_slot& w) const noexcept {
-        return w.state == worker_slot::phase::ready && !w.over_memory &&
+    [[nodiscard]] bool takes_job(const worker_link& w) const noexcept {
+        return w.state == worker_link::phase::ready && !w.over_memory &&
                !(opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker) && w.inflight.size() < depth(w);
     }
 
@@ -1219,7 +754,7 @@ private:
         // may add a replacement to slots_.)
         for (std::size_t i = 0; i < slots_.size(); ++i) {
             auto& w = *slots_[i];
-            if (!w.ring_on && w.state == worker_slot::phase::ready && w.inflight.empty() && platform::peer_closed(w.fd))
+            if (!w.ring_on && w.state == worker_link::phase::ready && w.inflight.empty() && platform::peer_closed(w.fd))
                 ended(w);
         }
         // Rounds by in-flight count, from the lowest: the least loaded workers get jobs first. Each round sends
@@ -1247,27 +782,27 @@ private:
         for (auto& w : slots_) { // one write per worker for everything this round gave it
             if (!w->unflushed) continue;
             w->unflushed = false;
-            flush(*w);
+            w->flush();
         }
     }
 
     /// Moves the next queued job to `w`'s output (written by the caller's flush).
-    void send_job(worker_slot& w) {
+    void send_job(worker_link& w) {
         job j = std::move(queue_.front());
         queue_.pop_front();
         ++w.assigned;
         if (plugins().count.load(std::memory_order_acquire) > w.plugins_sent) {
             auto all = loaded_plugins();
-            append(w, make_frame(frame_type::plugins,
+            w.append(make_frame(frame_type::plugins,
                                  std::vector<std::string>(all.begin() + static_cast<std::ptrdiff_t>(w.plugins_sent), all.end())));
             w.plugins_sent = all.size();
         }
         if (j.contexts && j.contexts != w.applied) {
             auto delta = context_delta(w.applied.get(), *j.contexts);
-            if (!delta.empty()) append(w, make_frame(frame_type::context, delta));
+            if (!delta.empty()) w.append(make_frame(frame_type::context, delta));
             w.applied = j.contexts;
         }
-        append_job(w, j);
+        w.append_job(j);
         w.unflushed = true;
         log(log_level::debug, [&] { return "dispatch \"" + j.state->task + "\" to worker pid " + std::to_string(w.pid); });
         if (w.inflight.empty()) w.busy_since = std::chrono::steady_clock::now();
@@ -1275,9 +810,9 @@ private:
         if (w.inflight.size() == 1) arm(w);
     }
 
-    void retire(worker_slot& w) {
-        w.state = worker_slot::phase::retiring;
-        send(w, make_empty_frame(frame_type::retire));
+    void retire(worker_link& w) {
+        w.state = worker_link::phase::retiring;
+        w.send(make_empty_frame(frame_type::retire));
     }
 
     /// Starts a worker in place of one that is gone. A start the system refuses for now (too many processes or
@@ -1291,10 +826,6 @@ private:
         } catch (...) {
             broken(std::current_exception());
         }
-    }
-
-    [[nodiscard]] static std::string errno_text(int err) {
-        return std::system_category().message(err) + " (errno " + std::to_string(err) + ")";
     }
 
     [[nodiscard]] static bool transient(int err) noexcept {
@@ -1323,7 +854,7 @@ private:
             pending_launches_ = 0;
             return;
         }
-        if (live_count() == 0 && template_pending_ == 0 &&
+        if (live_count() == 0 && launcher_.pending() == 0 &&
             platform::now_ms() - failing_since_ms_ >= opts_.start_timeout.count())
             return broken(std::make_exception_ptr(start_error(
                 last_launch_error_ + "; no worker could be started for " + std::to_string(opts_.start_timeout.count()) +
@@ -1334,35 +865,31 @@ private:
     }
 
     // ---- endings ----------------------------------------------------------------------------------------------
-    void kill(worker_slot& w, std::exception_ptr reason) {
+    void kill(worker_link& w, std::exception_ptr reason) {
         w.kill_reason = std::move(reason);
         platform::kill_process(w.pid);
         ended(w);
     }
 
     /// A worker failed before it was ready (refused handshake, missing guard): tasks are not lost.
-    void refuse(worker_slot& w, const std::string& message) {
+    void refuse(worker_link& w, const std::string& message) {
         platform::kill_process(w.pid);
         w.kill_reason = std::make_exception_ptr(start_error(message));
         ended(w);
     }
 
-    void start_failed(worker_slot& w, const std::string& why) {
+    void start_failed(worker_link& w, const std::string& why) {
         refuse(w, "procpool: worker pid " + std::to_string(w.pid) + " " + why + ".");
     }
 
     /// The channel closed: collect the exit status, fail the running job, requeue the rest, replace the worker.
-    void ended(worker_slot& w) {
-        using P = worker_slot::phase;
+    void ended(worker_link& w) {
+        using P = worker_link::phase;
         auto was = w.state;
         w.state = P::closed;
-        w.out.clear(); // unwritten bytes, some borrowed from the jobs requeued below
-        close_ring_fd(w);
-        release_handle(w.fd);
-        platform::close_handle(w.fd);
-        w.fd = -1;
-        platform::exit_status st = collect_status(w);
-        close_process_handles(w); // reaped: only now may its lifeline go (closing it kills a live worker)
+        w.close_channel(); // its unwritten bytes go too, some borrowed from the jobs requeued below
+        platform::exit_status st = launcher_.collect(w.pid, w.from_template);
+        w.close_process_handles(); // reaped: only now may its lifeline go (closing it kills a live worker)
         log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " " + describe_exit(st); });
         auto lost = [&](std::string task, std::string reason) {
             lost_.push_back(worker_lost{w.pid, st.code, st.signal, std::move(task), std::move(reason)});
@@ -1399,8 +926,8 @@ private:
         // Jobs it never began (it died while idle, before they reached it) did not run: they go back to the queue
         // as they were, to run in the replacement. The ring's count of started jobs tells; without a ring,
         // dispatch checks an idle worker before it sends (send_job).
-        if (!w.inflight.empty() && !w.kill_reason && w.ring_on &&
-            w.ring->control().started.load(std::memory_order_acquire) <= w.answered) {
+        if (const auto started = w.jobs_started();
+            !w.inflight.empty() && !w.kill_reason && started && *started <= w.answered) {
             for (auto it = w.inflight.rbegin(); it != w.inflight.rend(); ++it) queue_.push_front(std::move(*it));
             w.inflight.clear();
             cv_.notify_all();
@@ -1440,41 +967,8 @@ private:
         else if (closed_ && !broken_ && !retiring_all_ && (!queue_.empty() || in_flight() > 0)) launch_replacement();
     }
 
-    platform::exit_status collect_status(worker_slot& w) {
-        if (!w.from_template) return platform::reap_or_kill(w.pid, 2000);
-        // Workers forked by the template are its children: it reports their status.
-        auto deadline = platform::now_ms() + 2000;
-        bool killed = false;
-        while (template_fd_ >= 0) {
-            auto it = template_exits_.find(w.pid);
-            if (it != template_exits_.end()) {
-                auto st = it->second;
-                template_exits_.erase(it);
-                return st;
-            }
-            if (!killed && platform::now_ms() > deadline) {
-                platform::kill_process(w.pid);
-                killed = true;
-            }
-            std::vector<platform::poll_item> it2{{template_fd_, false}};
-            platform::wait_any(it2, 100);
-            if (it2[0].readable || it2[0].hangup) read_template(false);
-        }
-        return platform::exit_status{};
-    }
-
-    /// Closes the worker's lifeline and process handle (after it was reaped, or in close_all).
-    static void close_process_handles(worker_slot& w) noexcept {
-        platform::drop_lifeline(w.lifeline);
-        if (w.proc != platform::invalid_handle) {
-            release_handle(w.proc);
-            platform::close_handle(w.proc);
-            w.proc = platform::invalid_handle;
-        }
-    }
-
     void reap_closed() {
-        std::erase_if(slots_, [](const std::unique_ptr<worker_slot>& w) { return w->state == worker_slot::phase::closed; });
+        std::erase_if(slots_, [](const std::unique_ptr<worker_link>& w) { return w->state == worker_link::phase::closed; });
     }
 
     void broken(std::exception_ptr e) {
@@ -1486,7 +980,7 @@ private:
         for (auto& j : queue_) j.state->fail(e);
         queue_.clear();
         for (auto& w : slots_) {
-            own_output(*w); // the stream stays whole for the retire frame
+            w->own_output(); // the stream stays whole for the retire frame
             for (auto& j : w->inflight) j.state->fail(e);
             w->inflight.clear();
         }
@@ -1499,26 +993,15 @@ private:
         if (platform::current_pid() != owner_) return;
         std::lock_guard lk(m_);
         for (auto& w : slots_) {
-            if (w->state == worker_slot::phase::closed) continue;
-            close_ring_fd(*w);
-            release_handle(w->fd);
-            platform::close_handle(w->fd); // the worker sees end of stream and exits
-            w->state = worker_slot::phase::closed;
+            if (w->state == worker_link::phase::closed) continue;
+            w->close_channel(); // the worker sees end of stream and exits
+            w->state = worker_link::phase::closed;
             if (!w->from_template) platform::reap_or_kill(w->pid, 2000);
             else platform::kill_process(w->pid);
-            close_process_handles(*w);
+            w->close_process_handles();
         }
         slots_.clear();
-        if (template_fd_ >= 0) {
-            release_handle(template_fd_);
-            platform::close_handle(template_fd_);
-            template_fd_ = -1;
-        }
-        if (template_pid_ > 0) {
-            platform::reap_or_kill(template_pid_, 2000);
-            template_pid_ = 0;
-        }
-        platform::drop_lifeline(template_lifeline_);
+        launcher_.close();
         for (auto* h : {&wake_r_, &wake_w_}) {
             if (*h >= 0) {
                 release_handle(*h);
@@ -1530,10 +1013,10 @@ private:
     }
 
     [[nodiscard]] std::size_t ready_count() const {
-        return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](auto& w) { return w->state == worker_slot::phase::ready; }));
+        return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](auto& w) { return w->state == worker_link::phase::ready; }));
     }
     [[nodiscard]] std::size_t live_count() const {
-        return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](auto& w) { return w->state != worker_slot::phase::closed; }));
+        return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](auto& w) { return w->state != worker_link::phase::closed; }));
     }
     [[nodiscard]] std::size_t in_flight() const {
         std::size_t n = 0;
@@ -1556,24 +1039,21 @@ private:
     std::size_t target_ = 0;
     std::int64_t next_index_ = 0;
     int consecutive_start_failures_ = 0;
-    std::vector<std::unique_ptr<worker_slot>> slots_;
+    std::vector<std::unique_ptr<worker_link>> slots_;
     std::deque<job> queue_;
     platform::native_handle wake_r_ = -1, wake_w_ = -1;
-    platform::pid_type template_pid_ = 0;
-    platform::native_handle template_fd_ = -1;
-    platform::native_handle template_lifeline_ = platform::invalid_handle;
-    int template_pending_ = 0;
+    launcher launcher_{opts_}; // after opts_, which it reads
+    std::vector<launch_event> launch_events_;
     std::size_t pending_launches_ = 0;  // starts put off by launch_failed
     std::int64_t next_launch_ms_ = 0;   // when to try them
     std::int64_t backoff_ms_ = 0;       // the current delay (0: no failure since a worker last became ready)
     std::int64_t failing_since_ms_ = 0; // first failure since then
     std::string last_launch_error_;
-    std::map<platform::pid_type, platform::exit_status> template_exits_;
     std::vector<worker_lost> lost_; // deaths seen in this round, reported after it without the lock
     std::vector<std::exception_ptr> callback_errors_; // thrown by on_worker_lost (take_callback_errors)
     std::vector<platform::poll_item> poll_items_;
-    std::vector<worker_slot*> poll_slots_;
-    std::vector<worker_slot*> poll_procs_;
+    std::vector<worker_link*> poll_slots_;
+    std::vector<worker_link*> poll_procs_;
     std::vector<std::byte> spare_frame_; // a large finished job frame, for the next large submit (fresh pages are slow)
 };
 

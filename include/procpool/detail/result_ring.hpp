@@ -17,7 +17,7 @@
 #include <procpool/config.hpp>
 #include <procpool/error.hpp>
 #include <procpool/platform/platform.hpp>
-#include <procpool/protocol.hpp>
+#include <procpool/detail/wire.hpp>
 
 #include <atomic>
 #include <cstddef>
