@@ -614,7 +614,9 @@ struct template_record {
     for (;;) {
         std::vector<platform::poll_item> items{{ctl, false}, {exits, false}};
         try {
-            platform::wait_any(items, -1);
+            // Not forever: a SIGCHLD whose handler runs late (a sanitizer runtime defers signals to its next
+            // intercepted call) must not leave a worker unreported; the loop reaps whatever ended anyway.
+            platform::wait_any(items, 200);
         } catch (...) {
             platform::quick_exit_process(0);
         }

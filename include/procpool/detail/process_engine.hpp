@@ -1442,10 +1442,15 @@ private:
 
     platform::exit_status collect_status(worker_slot& w) {
         if (!w.from_template) return platform::reap_or_kill(w.pid, 2000);
-        // Workers forked by the template are its children: it reports their status.
+        // Workers forked by the template are its children: it reports their status. Killed after 2 s; a template
+        // that has not reported it 5 s later is not waited for (the status is unknown, never a hang).
         auto deadline = platform::now_ms() + 2000;
         bool killed = false;
         while (template_fd_ >= 0) {
+            if (killed && platform::now_ms() > deadline + 5000) {
+                log(log_level::info, [&] { return "the " + template_name() + " did not report how worker pid " + std::to_string(w.pid) + " ended"; });
+                break;
+            }
             auto it = template_exits_.find(w.pid);
             if (it != template_exits_.end()) {
                 auto st = it->second;
