@@ -1365,6 +1365,7 @@ TEST_CASE("a frame header with an absurd length from a worker: refused above the
         } catch (const procpool::protocol_error& e) {
             INFO("what(): " << e.what());
             CHECK(refusable);
+            CHECK_THAT(std::string(e.what()), ppt::has_substring("exceeds the limit"));
             row.observed = "protocol_error";
         } catch (const procpool::task_timeout& e) {
             INFO("what(): " << e.what());
