@@ -1,18 +1,33 @@
 # SPDX-License-Identifier: BSL-1.0
-# Runs an example and checks its output, so the example itself needs no self-checks:
-#   cmake -DEXE=<exe> [-DEMULATOR=<wine-exec.sh>] -DEXPECT=<regex;regex...> -P expect_output.cmake
-# Passes when the example exits with 0 and its output matches every regex (PASS_REGULAR_EXPRESSION alone would
-# ignore the exit code).
-execute_process(COMMAND ${EMULATOR} "${EXE}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-message("${out}")
-if(err)
-    message("stderr:\n${err}")
+# Runs an example as a test, so the example itself needs no self-checks: it passes only if the program exits with 0
+# AND its standard output matches every regex of EXPECT, a list of CMake regular expressions ('.' matches newlines
+# too, so ".*" spans lines). PASS_REGULAR_EXPRESSION alone would ignore the exit code.
+#   cmake "-DEXPECT=<regex>[;<regex>...]" -P expect_output.cmake -- [emulator...] <program> [args...]
+set(_cmd "")
+set(_after_dashes FALSE)
+foreach(_i RANGE 1 ${CMAKE_ARGC})
+    if(_i EQUAL CMAKE_ARGC)
+        break()
+    endif()
+    if(_after_dashes)
+        list(APPEND _cmd "${CMAKE_ARGV${_i}}")
+    elseif("${CMAKE_ARGV${_i}}" STREQUAL "--")
+        set(_after_dashes TRUE)
+    endif()
+endforeach()
+if(NOT _cmd OR NOT DEFINED EXPECT)
+    message(FATAL_ERROR "usage: cmake -DEXPECT=<regex> -P expect_output.cmake -- <program> [args...]")
 endif()
-if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "expect_output: ${EXE} exited with ${rc}")
+execute_process(COMMAND ${_cmd} RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+message("${_out}")
+if(_err)
+    message("stderr:\n${_err}")
 endif()
-foreach(re IN LISTS EXPECT)
-    if(NOT out MATCHES "${re}")
-        message(FATAL_ERROR "expect_output: the output does not match \"${re}\"")
+if(NOT _rc STREQUAL "0")
+    message(FATAL_ERROR "the example exited with ${_rc}")
+endif()
+foreach(_re IN LISTS EXPECT)
+    if(NOT _out MATCHES "${_re}")
+        message(FATAL_ERROR "the example's output does not match: ${_re}")
     endif()
 endforeach()

@@ -25,14 +25,14 @@ PROCPOOL_CONTEXT("example.log_dir", get_log_dir, set_log_dir);
 /// One process's log file.
 class log_file {
 public:
-    log_file() : pid_(procpool::platform::current_pid()) {
+    log_file() : pid_(procpool::this_process_id()) {
         auto path = fs::path(g_log_dir) / ("process-" + std::to_string(pid_) + ".log");
         file_ = std::fopen(path.string().c_str(), "a");
         if (!file_) throw std::runtime_error("cannot open " + path.string());
         std::fprintf(file_, "opened by %ld\n", pid_);
     }
     ~log_file() {
-        std::fprintf(file_, "closed by %ld\n", procpool::platform::current_pid());
+        std::fprintf(file_, "closed by %ld\n", procpool::this_process_id());
         std::fclose(file_); // flushes the buffer: in a fork worker, only on retire (it leaves through _exit)
     }
     log_file(const log_file&) = delete;
@@ -48,14 +48,14 @@ static procpool::per_process<log_file> g_log{[] { return log_file(); }};
 
 long work(int item) {
     g_log->write("item " + std::to_string(item));
-    return procpool::platform::current_pid();
+    return procpool::this_process_id();
 }
 PROCPOOL_TASK(work);
 
 int main(int argc, char** argv) {
     procpool::serve_if_worker(argc, argv);
 
-    auto dir = fs::temp_directory_path() / ("procpool-per-process-" + std::to_string(procpool::platform::current_pid()));
+    auto dir = fs::temp_directory_path() / ("procpool-per-process-" + std::to_string(procpool::this_process_id()));
     fs::create_directories(dir);
     g_log_dir = dir.string();
     g_log->write("the parent's own log, opened before the pools"); // a fork worker inherits this FILE*
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     g_log->write("the parent's log, still open after the pools");
     g_log.reset(); // close the parent's file now, to read it below
 
-    long parent = procpool::platform::current_pid();
+    long parent = procpool::this_process_id();
     std::size_t items_logged = 0;
     for (const auto& entry : fs::directory_iterator(dir)) {
         std::ifstream in(entry.path());

@@ -10,18 +10,18 @@ static std::string g_connection; // stands in for a per-worker resource: a datab
 
 void open_connection(std::string target) {
     g_connection = "connected to " + target;
-    std::fprintf(stderr, "[worker %ld] initializer: %s\n", procpool::platform::current_pid(), g_connection.c_str());
+    std::fprintf(stderr, "[worker %ld] initializer: %s\n", procpool::this_process_id(), g_connection.c_str());
 }
 PROCPOOL_TASK(open_connection);
 
 void close_connection() {
-    std::fprintf(stderr, "[worker %ld] finalizer: closing \"%s\"\n", procpool::platform::current_pid(),
+    std::fprintf(stderr, "[worker %ld] finalizer: closing \"%s\"\n", procpool::this_process_id(),
                  g_connection.c_str());
     g_connection.clear();
 }
 PROCPOOL_TASK(close_connection);
 
-long query(int) { return procpool::platform::current_pid(); }
+long query(int) { return procpool::this_process_id(); }
 PROCPOOL_TASK(query);
 
 int main(int argc, char** argv) {

@@ -1232,8 +1232,9 @@ TEST_CASE("codec: corrupt input either decodes or throws protocol_error (seed 0x
                                                                                               refused);
         }
     }
+    // Every round either decoded or refused (corruption_round lets any other exception out, which fails the test):
+    // what is left to check is that the corruptions reached both outcomes.
     INFO("decoded " << decoded << ", refused " << refused);
-    CHECK(decoded + refused == 40 * 100 * 3);
     CHECK(decoded > 0);
     CHECK(refused > 0);
 }

@@ -139,10 +139,22 @@ bool wait_until_dead(long pid) {
 }
 #endif
 
+/// Appends a row to the "lifetime" table of docs/reliability.md when $PROCPOOL_RELIABILITY_REPORT names a file
+/// (tests/soak/reliability_report.sh): what was done, under which start method, what must happen, what did.
+void record(const std::string& scenario, const char* method, const std::string& expected, const std::string& observed) {
+    const char* path = std::getenv("PROCPOOL_RELIABILITY_REPORT");
+    if (!path || !*path) return;
+    ppt::append_line(path, "lifetime\t| scenario | start | expected | observed |\t| " + scenario + " | " + method +
+                               " | " + expected + " | " + observed + " |");
+}
+
 procpool::pool_options opts(start_method m, std::size_t workers = 2) {
     procpool::pool_options o;
     o.workers = workers;
     o.start = m;
+    // The fork template is taken from a process that may have threads here (a sanitizer's, a test's): these tests
+    // are about what follows, not about the refusal (tested in start_method_test.cpp).
+    o.on_threads = procpool::threaded_fork::warn;
     return o;
 }
 
@@ -163,8 +175,7 @@ TEST_CASE("a pool constructed in a thread that then exits keeps its workers", "[
     auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     std::unique_ptr<procpool::pool> pool;
-    auto o = opts(method);
-    o.on_threads = procpool::threaded_fork::warn; // fork from a second thread: the case under test, knowingly
+    auto o = opts(method); // (on_threads = warn: a fork pool constructed in a second thread, knowingly)
     std::thread([&] { pool = std::make_unique<procpool::pool>(o); }).join();
     auto pids = pool->worker_pids();
     REQUIRE(pids.size() == 2);
@@ -175,6 +186,8 @@ TEST_CASE("a pool constructed in a thread that then exits keeps its workers", "[
     std::sort(pids.begin(), pids.end());
     std::sort(after.begin(), after.end());
     CHECK(after == pids); // no worker died and was replaced
+    record("pool constructed in a std::thread that then exits", ppt::name(method), "20 tasks run by the same 2 workers",
+           std::to_string(after == pids ? 2 : 0) + " of the 2 workers still serving");
 }
 
 TEST_CASE("a recycling pool driven by short-lived threads keeps the workers they started",
@@ -203,6 +216,9 @@ TEST_CASE("a recycling pool driven by short-lived threads keeps the workers they
     CHECK(lost == 0);
     pool.shutdown();
     CHECK(lost == 0);
+    record("recycling pool (1 task per worker) driven by 12 short-lived threads", ppt::name(method),
+           "12 results, no worker lost", std::to_string(12 - errors.size()) + " results, " + std::to_string(lost.load()) +
+                                             " workers lost");
 }
 
 TEST_CASE("a forked copy of the application that destroys its pool leaves the parent's workers alone",
@@ -225,6 +241,9 @@ TEST_CASE("a forked copy of the application that destroys its pool leaves the pa
     std::sort(pids.begin(), pids.end());
     std::sort(after.begin(), after.end());
     CHECK(after == pids);
+    record("fork() of the application; the child destroys its copy of the pool", ppt::name(method),
+           "child exits 0; parent's workers untouched",
+           "child exit code " + std::to_string(r.code) + "; " + (after == pids ? "same workers" : "workers replaced"));
 }
 
 TEST_CASE("a task that forks and dies: its worker's death is seen while the grandchild holds the channel",
@@ -238,13 +257,17 @@ TEST_CASE("a task that forks and dies: its worker's death is seen while the gran
     const bool seen = f.wait_for(20s) == std::future_status::ready; // a bound against a hang, not a timing
     gate.release(1);
     REQUIRE(seen);
+    std::string observed;
     try {
         f.get();
         FAIL("the task's worker died; get() must throw");
     } catch (const procpool::worker_died& e) {
         CHECK_THAT(e.what(), ppt::has_substring("exited with code 7"));
+        observed = "worker_died (exited with code 7) before the grandchild ended";
     }
     CHECK(pool.submit<twice>(4).get() == 8);
+    record("a task forks a child that holds the channel, then its worker exits", ppt::name(method),
+           "worker_died for that task at once", observed);
 }
 
 TEST_CASE("the forkserver, the fork template and the workers survive terminal signals the application handles",
@@ -278,6 +301,8 @@ TEST_CASE("the forkserver, the fork template and the workers survive terminal si
     });
     INFO(r.text);
     CHECK(r.code == 0);
+    record("SIGINT and SIGHUP to the process group of an application that handles / ignores them",
+           ppt::name(method), "9 tasks in new workers afterwards", r.code == 0 ? "all ran" : r.text);
 }
 
 TEST_CASE("workers killed while the pool was idle: the tasks submitted next run in their replacements",
@@ -307,6 +332,8 @@ TEST_CASE("workers killed while the pool was idle: the tasks submitted next run 
     INFO(first_error);
     CHECK(ok == 200);
     for (const auto& l : lost) CHECK_THAT(l, !ppt::has_substring("while running task"));
+    record("both workers SIGKILLed while the pool was idle, then 200 submits", ppt::name(method), "200 results",
+           std::to_string(ok) + " results");
 }
 
 #if defined(__linux__)
@@ -321,6 +348,8 @@ TEST_CASE("a worker cannot resize its result ring under the pool (sealed memory)
     }
     CHECK(err == EPERM); // the seal refuses it; before, the parent died of SIGBUS reading the ring
     for (int i = 0; i < 50; ++i) CHECK(pool.submit<twice>(i).get() == 2 * i);
+    record("a task ftruncate()s its worker's result ring to 0", ppt::name(method), "refused (EPERM); pool unharmed",
+           err == EPERM ? "refused (EPERM); 50 more results" : "ftruncate returned errno " + std::to_string(err));
 }
 
 namespace life_t {
@@ -379,6 +408,8 @@ TEST_CASE("recycling under a process limit: the retired worker is reaped before 
     });
     INFO(r.text);
     CHECK(r.code == 0);
+    record("RLIMIT_NPROC = the pool's processes exactly; every worker recycled after 1 task", ppt::name(method),
+           "20 results", r.code == 0 ? "20 results" : r.text);
 }
 
 TEST_CASE("a process limit at construction: start_error naming the system's refusal", "[lifetime][limits][posix]") {
@@ -402,6 +433,8 @@ TEST_CASE("a process limit at construction: start_error naming the system's refu
     });
     INFO(r.text);
     CHECK(r.code == 0);
+    record("RLIMIT_NPROC leaves no process for the pool", ppt::name(method), "start_error naming EAGAIN",
+           r.code == 0 ? "start_error naming EAGAIN" : r.text);
 }
 
 TEST_CASE("a descriptor limit at construction: start_error with the real errno, never 'errno 0'",
@@ -447,6 +480,9 @@ TEST_CASE("a descriptor limit at construction: start_error with the real errno, 
     }
     CHECK(failures > 0);
     CHECK(successes > 0);
+    record("RLIMIT_NOFILE 0 to 24 descriptors above those open", ppt::name(method),
+           "start_error naming EMFILE, or a working pool",
+           std::to_string(failures) + " start_error (EMFILE), " + std::to_string(successes) + " working pools");
 }
 #endif // __linux__
 #endif // PROCPOOL_POSIX
@@ -472,6 +508,8 @@ TEST_CASE("an exception from on_worker_lost reaches no future: each keeps its ou
     REQUIRE(errors.size() == 1);
     CHECK_THROWS_WITH(std::rethrow_exception(errors.front()), "callback boom");
     CHECK(pool.take_callback_errors().empty());
+    record("on_worker_lost throws", ppt::name(method), "each future its own outcome; error kept by the pool",
+           "healthy task's value, crashed task's worker_died, 1 kept error");
 }
 
 TEST_CASE("in_process: threads submit while another shuts down; each submit has a result or pool_closed",
@@ -496,4 +534,7 @@ TEST_CASE("in_process: threads submit while another shuts down; each submit has 
     for (auto& t : threads) t.join();
     CHECK(other == 0);
     CHECK(results + closed == 800);
+    record("in_process: 4 threads submit while a fifth shuts down", "in_process", "a result or pool_closed each",
+           std::to_string(results.load()) + " results, " + std::to_string(closed.load()) + " pool_closed, " +
+               std::to_string(other.load()) + " other");
 }

@@ -38,6 +38,11 @@ inline void* ring_base() {
     return nullptr;
 }
 inline bool has_ring(int) { return ring_base() != nullptr; }
+// How many bytes this worker has published into its ring so far (its head), or -1 when it has no ring.
+inline long long ring_published(int) {
+    auto* base = ring_base();
+    return base ? static_cast<long long>(static_cast<procpool::detail::ring_control*>(base)->head.load()) : -1;
+}
 
 // Corrupts the ring, then exits: the parent reads it at the end of stream. how 0: the head moves far past what
 // the ring holds; 1: a record of an unknown frame type is published; 2: a result record whose header claims 16
@@ -65,6 +70,7 @@ PROCPOOL_TASK(rt::blob);
 PROCPOOL_TASK(rt::plus_one);
 PROCPOOL_TASK(rt::exit_now);
 PROCPOOL_TASK(rt::has_ring);
+PROCPOOL_TASK(rt::ring_published);
 PROCPOOL_TASK(rt::corrupt_ring_and_exit);
 
 using procpool::start_method;
@@ -84,6 +90,18 @@ TEST_CASE("ring: every start method's workers write results into a shared ring",
     procpool::pool pool{{.workers = 2, .start = method}};
     CHECK(pool.submit<rt::has_ring>(0).get());
     for (long pid : pool.worker_pids()) CHECK(ring_mappings_of(pid) == 2);
+
+    // Mapped is not used: the results between two readings of a worker's head must have gone through the ring,
+    // each a record of a frame header and a payload.
+    procpool::pool one{{.workers = 1, .start = method}};
+    const long long before = one.submit<rt::ring_published>(0).get();
+    constexpr int results = 100;
+    for (int i = 0; i < results; ++i) REQUIRE(one.submit<rt::plus_one>(i).get() == i + 1);
+    const long long after = one.submit<rt::ring_published>(0).get();
+    INFO("ring head " << before << " before, " << after << " after");
+    REQUIRE(before >= 0);
+    // The first reading's own result, then the `results`, were published in between.
+    CHECK(after - before >= static_cast<long long>((results + 1) * (procpool::detail::frame_header_size + 1)));
 }
 
 TEST_CASE("ring: a forked worker maps its own ring only, not those of the parent's other workers", "[ring]") {

@@ -175,15 +175,12 @@ TEST_CASE("a spawned worker whose main() constructs a pool before serve_if_worke
         procpool::pool p{{.workers = 1, .start = start_method::spawn}};
         FAIL("the pool started although its worker never reached serve_if_worker");
     } catch (const procpool::start_error& e) {
-        CHECK_THAT(std::string(e.what()), ppt::has_substring("serve_if_worker"));
+        // The worker's own diagnosis, not the engine's generic "died before its handshake ... must reach
+        // serve_if_worker", which a worker that crashes at start-up also gets.
+        CHECK_THAT(std::string(e.what()),
+                   ppt::has_substring("a pool was constructed in a spawned worker process before "
+                                      "procpool::serve_if_worker(argc, argv) ran"));
     }
-}
-
-TEST_CASE("the missing-guard variable does not leak into later pools", "[start_method][spawn]") {
-    { ppt::env_guard env("PROCPOOL_TEST_MAIN_WITHOUT_GUARD", "1"); }
-    CHECK(std::getenv("PROCPOOL_TEST_MAIN_WITHOUT_GUARD") == nullptr);
-    procpool::pool p{{.workers = 1, .start = start_method::spawn}};
-    CHECK(p.submit<read_setting>().get() == 1);
 }
 
 TEST_CASE("tasks run in worker processes, in_process in the caller", "[start_method]") {

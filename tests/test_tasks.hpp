@@ -56,6 +56,7 @@
 #else
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -174,6 +175,12 @@ public:
     void release(int n = 1) {
         if (!::ReleaseSemaphore(sem_, n, nullptr)) throw std::runtime_error("ReleaseSemaphore failed");
     }
+    /// The other way round: blocks until a task has called signal_gate(path()) (use a gate for one direction only).
+    void wait_signal() {
+        if (::WaitForSingleObject(sem_, INFINITE) != WAIT_OBJECT_0) throw std::runtime_error("wait on the gate failed");
+    }
+    /// wait_signal without blocking: true (and consumed) if a task has signalled.
+    [[nodiscard]] bool try_wait_signal() { return ::WaitForSingleObject(sem_, 0) == WAIT_OBJECT_0; }
 
 private:
     std::string path_;
@@ -194,6 +201,15 @@ inline int wait_on_gate(const std::string& name) {
     if (sem) ::CloseHandle(sem);
     if (closed) ::CloseHandle(closed);
     return r;
+}
+
+/// Called by a task: lets the test's gate::wait_signal() return. False if the gate could not be opened.
+inline bool signal_gate(const std::string& name) {
+    HANDLE sem = ::OpenSemaphoreA(SEMAPHORE_MODIFY_STATE, FALSE, name.c_str());
+    if (!sem) return false;
+    const bool ok = ::ReleaseSemaphore(sem, 1, nullptr) != 0;
+    ::CloseHandle(sem);
+    return ok;
 }
 #else
 /// A named FIFO that tasks block on (see wait_on_gate) until the test releases them.
@@ -220,6 +236,21 @@ public:
             if (::write(fd_, &b, 1) != 1) throw std::runtime_error("write to the fifo failed");
         }
     }
+    /// The other way round: blocks until a task has called signal_gate(path()) (use a gate for one direction only).
+    void wait_signal() {
+        char b = 0;
+        ssize_t r;
+        do r = ::read(fd_, &b, 1);
+        while (r < 0 && errno == EINTR);
+        if (r != 1) throw std::runtime_error("read from the fifo failed");
+    }
+    /// wait_signal without blocking: true (and consumed) if a task has signalled.
+    [[nodiscard]] bool try_wait_signal() {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLIN)) return false;
+        wait_signal();
+        return true;
+    }
 
 private:
     temp_dir dir_;
@@ -240,6 +271,16 @@ inline int wait_on_gate(const std::string& path) {
     while (r < 0 && errno == EINTR);
     ::close(fd);
     return r == 1 ? b : 0;
+}
+
+/// Called by a task: lets the test's gate::wait_signal() return. False if the gate could not be opened.
+inline bool signal_gate(const std::string& path) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC); // the test holds a reader: never blocks
+    if (fd < 0) return false;
+    char b = 's';
+    const bool ok = ::write(fd, &b, 1) == 1;
+    ::close(fd);
+    return ok;
 }
 #endif
 

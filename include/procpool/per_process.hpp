@@ -22,6 +22,10 @@
 
 PROCPOOL_BEGIN_NAMESPACE
 
+/// The id of the process this runs in (a worker's in a task, the application's elsewhere): for logs and for
+/// telling processes apart, as std::this_thread::get_id() tells threads apart.
+[[nodiscard]] inline long this_process_id() noexcept { return static_cast<long>(platform::current_pid()); }
+
 namespace detail {
 
 // Functions a worker runs when it retires normally (recycling, shutdown), after the finalizer and before it

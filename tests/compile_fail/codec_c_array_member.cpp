@@ -3,9 +3,15 @@
 // An aggregate with a C array member is refused with procpool's message, not a Boost.PFR error.
 #include <procpool/codec.hpp>
 
+#include <array>
+
 struct sample {
     int id;
+#ifdef FIXED
+    std::array<double, 4> readings;
+#else
     double readings[4];
+#endif
 };
 
 int main() {

@@ -7,6 +7,10 @@
 #include <vector>
 
 int main() {
+#ifdef FIXED
+    auto bytes = procpool::encode(std::vector<int>(3));
+#else
     auto bytes = procpool::encode(std::vector<std::monostate>(3));
+#endif
     return static_cast<int>(bytes.size());
 }

@@ -8,10 +8,18 @@
 
 struct job {
     std::string name;
+#ifdef FIXED
+    int factor; // the data that chooses the behaviour, not the code
+#else
     std::function<int(int)> callback;
+#endif
 };
 
 int main() {
+#ifdef FIXED
+    auto bytes = procpool::encode(job{"double", 2});
+#else
     auto bytes = procpool::encode(job{"double", [](int x) { return 2 * x; }});
+#endif
     return static_cast<int>(bytes.size());
 }

@@ -6,7 +6,11 @@
 #include <vector>
 
 int main() {
+#ifdef FIXED
+    std::vector<double> values{1.0, 2.0};
+#else
     std::vector<long double> values{1.0L, 2.0L};
+#endif
     auto bytes = procpool::encode(values);
     return static_cast<int>(bytes.size());
 }

@@ -5,7 +5,13 @@
 
 class account {
 public:
+#ifdef FIXED
     explicit account(long balance) : balance_(balance) {}
+    void procpool_encode(procpool::writer& w) const { w.write(balance_); }
+    static account procpool_decode(procpool::reader& r) { return account(r.read<long>()); }
+#else
+    explicit account(long balance) : balance_(balance) {}
+#endif
     [[nodiscard]] long balance() const { return balance_; }
 
 private:

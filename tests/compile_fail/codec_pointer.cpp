@@ -6,6 +6,10 @@
 int main() {
     int value = 42;
     int* ptr = &value;
+#ifdef FIXED
+    auto bytes = procpool::encode(*ptr);
+#else
     auto bytes = procpool::encode(ptr);
+#endif
     return static_cast<int>(bytes.size());
 }

@@ -5,10 +5,16 @@
 
 #include <memory>
 
+#ifdef FIXED
+struct shape {
+    double area = 0;
+};
+#else
 struct shape {
     virtual ~shape() = default;
     double area = 0;
 };
+#endif
 
 int main() {
     std::unique_ptr<shape> s = std::make_unique<shape>();

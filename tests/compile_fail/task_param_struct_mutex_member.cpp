@@ -6,7 +6,10 @@
 
 struct guarded {
     int value;
+#ifdef FIXED
+#else
     std::mutex lock;
+#endif
 };
 
 int value_of(const guarded& g) { return g.value; }
@@ -15,7 +18,11 @@ PROCPOOL_TASK(value_of);
 int main(int argc, char** argv) {
     procpool::serve_if_worker(argc, argv);
     procpool::pool pool{{.workers = 1}};
+#ifdef FIXED
+    guarded g{1};
+#else
     guarded g{1, {}};
+#endif
     auto f = pool.submit<value_of>(g);
     return f.get() == 1 ? 0 : 1;
 }

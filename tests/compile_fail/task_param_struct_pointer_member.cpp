@@ -7,7 +7,11 @@
 
 struct labelled {
     int value;
+#ifdef FIXED
+    std::string label;
+#else
     const char* label;
+#endif
 };
 
 int value_of(labelled l) { return l.value; }

@@ -2,7 +2,12 @@
 // A free function that was never registered. Fix: PROCPOOL_TASK(unregistered); after its definition.
 #include <procpool/procpool.hpp>
 
+#ifdef FIXED
 int unregistered(int x) { return x + 1; }
+PROCPOOL_TASK(unregistered);
+#else
+int unregistered(int x) { return x + 1; }
+#endif
 
 int main(int argc, char** argv) {
     procpool::serve_if_worker(argc, argv);

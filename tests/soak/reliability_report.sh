@@ -25,10 +25,10 @@ trap 'rm -f "$raw" "$log"' EXIT
 env_part=""
 [[ -n ${PROCPOOL_SOAK_TASKS:-} ]] && env_part+="PROCPOOL_SOAK_TASKS=$PROCPOOL_SOAK_TASKS "
 [[ -n ${PROCPOOL_SOAK_SEED:-} ]] && env_part+="PROCPOOL_SOAK_SEED=$PROCPOOL_SOAK_SEED "
-command="PROCPOOL_RELIABILITY_REPORT=<file> $env_part$exe \"[reliability]\""
+command="PROCPOOL_RELIABILITY_REPORT=<file> $env_part$exe \"[reliability],[lifetime]\""
 echo "running: $command" >&2
 start=$(date +%s)
-if ! PROCPOOL_RELIABILITY_REPORT=$raw "$exe" "[reliability]" >"$log" 2>&1; then
+if ! PROCPOOL_RELIABILITY_REPORT=$raw "$exe" "[reliability],[lifetime]" >"$log" 2>&1; then
     cat "$log" >&2
     echo "reliability_report.sh: the suite failed; $out was not written" >&2
     exit 1
@@ -138,11 +138,22 @@ $(table "recycle")
 
 The test forks a plain child, which starts a pool of two workers (one of them busy in a task that never returns),
 sends the pids of every process below it, and blocks. The test SIGKILLs the child, reaps it, and polls
-\`/proc/<pid>/stat\` until every one of those processes is gone or a zombie (5 s hard limit). Workers are bound to
-their parent with \`PR_SET_PDEATHSIG\`; fork workers are bound to the fork template, which is bound to the pool's
-process.
+\`/proc/<pid>/stat\` until every one of those processes is gone or a zombie (5 s hard limit). The application's
+own children (spawned workers, the fork template, the forkserver) hold a lifeline: a pipe whose write end only the
+application holds, whose closing kills them (\`F_SETSIG\` SIGKILL); workers forked by the single-threaded template
+or forkserver are bound to it with \`PR_SET_PDEATHSIG\`.
 
 $(table "parent death")
+
+## The way applications use a pool
+
+\`tests/lifetime_test.cpp\`: threads that come and go, \`fork()\` of the application, the terminal's signals,
+process and descriptor limits, a callback that throws, workers that die while nothing drives the pool. The process
+limit rows need root (the test switches to an unprivileged user, as root ignores \`RLIMIT_NPROC\`). A pool in a
+namespace-scope static destroyed after \`main\` (and in a forked child that exits) is \`tests/global_pool.cpp\`,
+one ctest per start method.
+
+$(table "lifetime")
 
 ## Fuzzing
 

@@ -50,10 +50,9 @@ public:
         std::lock_guard lk(m_);
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         j.state->owner = weak_from_this();
+        const auto type = parse_frame_head(j.frame.data(), j.frame.size()).type;
         reader r(std::span<const std::byte>(j.frame).subspan(frame_header_size));
-        auto type = static_cast<frame_type>(j.frame[4]);
-        (void)r.read<std::uint64_t>();
-        auto name = r.read<std::string>();
+        const auto name = read_job_head(r).task;
         std::vector<std::byte> out;
         if (type == frame_type::task) {
             run_call(name, std::span(j.frame).subspan(frame_header_size + r.offset()), out);

@@ -504,6 +504,9 @@ private:
                 left = now_left;
                 last_progress = now;
             } else if (now - last_progress > patience_ms) {
+                log(log_level::debug, [&] {
+                    return "worker pid " + std::to_string(w->pid) + " stopped reading a lent argument: copying the rest";
+                });
                 w->own_output(owner); // the rest goes out from a copy, when the worker reads again
                 jp->lent.clear();
                 return;

@@ -492,8 +492,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 ch.job_started();
                 // A streamed frame's reader pulls the rest from the channel (large arguments land in place).
                 auto r = ch.streaming() ? reader(payload, ch) : reader(payload);
-                auto id = r.read<std::uint64_t>();
-                auto name = r.read<std::string>();
+                auto [id, name] = read_job_head(r);
                 if (!run_job(
                         registry::instance().find(name), name, [&](writer& w) { w.write(id); },
                         [&](auto&& call) { call(r, out); }, frame_type::result))
@@ -503,8 +502,7 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             case frame_type::batch: {
                 ch.job_started();
                 reader r(payload);
-                auto id = r.read<std::uint64_t>();
-                auto name = r.read<std::string>();
+                auto [id, name] = read_job_head(r);
                 batch_items items(r);
                 if (!run_job(
                         registry::instance().find(name), name, // looked up once per chunk
@@ -566,7 +564,9 @@ inline int serve_channel(platform::native_handle fd) noexcept {
     for (;;) {
         std::vector<platform::poll_item> items{{ctl, false}, {exits, false}};
         try {
-            platform::wait_any(items, -1);
+            // Not forever: a SIGCHLD whose handler runs late (a sanitizer runtime defers signals to its next
+            // intercepted call) must not leave a worker unreported; the loop reaps whatever ended anyway.
+            platform::wait_any(items, 200);
         } catch (...) {
             platform::quick_exit_process(0);
         }
