@@ -264,11 +264,15 @@ private:
     /// The record at the ring's tail, consumed; at a `ring` mark: consumed only with `take_mark` (and returned),
     /// else left for the frame it stands for. Nothing at the head. The tail is published by publish_tail().
     std::optional<link_frame> ring_record(bool take_mark) {
-        auto& c = ring->control();
-        const auto head = c.head.load(std::memory_order_acquire);
-        if (head - ring_tail_ > ring->bytes())
-            throw protocol_error("procpool: the result ring's head (" + std::to_string(head) + ") is corrupt", 0);
-        if (ring_tail_ == head) return std::nullopt;
+        // The head is read again only once the records up to the last one seen are handled: the worker writes it
+        // for every record, so reading it for every record too would bounce its cache line for nothing.
+        if (ring_tail_ == ring_head_) {
+            ring_head_ = ring->control().head.load(std::memory_order_acquire);
+            if (ring_head_ - ring_tail_ > ring->bytes())
+                throw protocol_error("procpool: the result ring's head (" + std::to_string(ring_head_) + ") is corrupt", 0);
+            if (ring_tail_ == ring_head_) return std::nullopt;
+        }
+        const auto head = ring_head_;
         if (head - ring_tail_ < frame_header_size) throw protocol_error("procpool: a truncated record in the result ring", 0);
         const std::byte* at = ring->at(ring_tail_);
         auto h = parse_frame_head(at, ring_max_record);
@@ -293,6 +297,7 @@ private:
     std::deque<out_segment> out_;
     std::vector<std::byte> spare_; // capacity of a written segment, for the next one
     std::uint64_t ring_tail_ = 0;  // how far the ring has been read
+    std::uint64_t ring_head_ = 0;  // the worker's head when last read (records up to it are published)
     std::optional<link_frame> pending_; // a frame from the channel waiting for the records before it
 };
 
