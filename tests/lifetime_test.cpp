@@ -512,7 +512,7 @@ TEST_CASE("an exception from on_worker_lost reaches no future: each keeps its ou
            "healthy task's value, crashed task's worker_died, 1 kept error");
 }
 
-TEST_CASE("in_process: threads submit while another shuts down; each submit has a result or pool_closed",
+TEST_CASE("in_process: threads submit while another shuts down, and each submit has a result or pool_closed",
           "[lifetime][threads]") {
     procpool::pool pool(opts(start_method::in_process));
     std::atomic<int> results{0}, closed{0}, other{0};

@@ -387,7 +387,7 @@ TEST_CASE("wait_for times out on a blocked task, then sees it finish", "[pool][f
 }
 
 // The process methods' cancel and shutdown are tested below with a blocked worker; in_process cannot block.
-TEST_CASE("in_process: a task has finished when submit returns (ready, not cancellable); shutdown closes the pool",
+TEST_CASE("in_process: a task has finished when submit returns (ready, not cancellable), and shutdown closes the pool",
           "[pool][futures][cancel][shutdown]") {
     procpool::pool p{{.start = start_method::in_process}};
     auto f = p.submit<square>(3);
