@@ -220,6 +220,7 @@ public:
         return 0;
     }
     bool cancel(state_base&) override { return false; }
+    void interrupt() override {} // nothing waits in here: a job is done when submit returns
 
     void shutdown() {
         if (closed_) return;
@@ -335,6 +336,7 @@ private:
     }
     void enqueue(detail::job j) {
         check_owner();
+        detail::callbacks_after run; // states a dispatch completed (a send to a dead worker...)
         if (proc_) proc_->submit(std::move(j));
         else inl_->submit(std::move(j));
     }
@@ -387,16 +389,14 @@ public:
 private:
     bool next() {
         while (pending_.empty()) {
-            if (chunks_.empty()) return false;
-            std::vector<detail::state_base*> states;
-            for (auto& c : chunks_) states.push_back(c.get());
-            std::size_t i = 0;
-            auto ready = std::find_if(chunks_.begin(), chunks_.end(), [](auto& c) { return c->done.load(); });
-            if (ready != chunks_.end()) i = static_cast<std::size_t>(ready - chunks_.begin());
-            else if (auto e = chunks_.front()->owner.lock()) i = e->wait_any(states);
-            else detail::wait_state(*chunks_.front());
-            auto c = chunks_[i];
-            chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(i));
+            if (!queue_) {
+                queue_ = std::make_unique<detail::completion_queue>();
+                queue_->reserve(chunks_.size());
+                for (std::size_t i = 0; i < chunks_.size(); ++i) queue_->watch(chunks_[i], i);
+            }
+            auto i = queue_->next();
+            if (!i) return false;
+            auto c = std::move(chunks_[*i]);
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t k = 0; k < c->values.size(); ++k) {
                 if (!c->errors.empty() && c->errors[k]) pending_.emplace_back(c->errors[k]);
@@ -410,7 +410,8 @@ private:
         return true;
     }
 
-    std::vector<std::shared_ptr<detail::batch_state<R>>> chunks_;
+    std::vector<std::shared_ptr<detail::batch_state<R>>> chunks_; // by input order; null once taken
+    std::unique_ptr<detail::completion_queue> queue_;             // the chunks in completion order
     std::deque<std::variant<R, std::exception_ptr>> pending_;
     std::optional<R> current_;
 };
@@ -456,6 +457,7 @@ inline void pool::check_owner() const {
 
 inline void pool::shutdown(shutdown_mode mode) {
     check_owner();
+    detail::callbacks_after run; // the done-callbacks of the tasks shutdown completed or cancelled
     if (proc_) proc_->shutdown(mode == shutdown_mode::cancel_pending);
     else inl_->shutdown();
 }
