@@ -743,3 +743,40 @@ TEST_CASE("task exceptions come back as their own type", "[pool][exceptions]") {
     // The worker survives its tasks' exceptions.
     CHECK(p.submit<square>(3).get() == 9);
 }
+
+TEST_CASE("map and map_unordered report progress: done out of total, after each chunk", "[pool][progress]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    std::vector<int> in(100);
+    std::iota(in.begin(), in.end(), 0);
+    std::vector<std::pair<std::size_t, std::size_t>> calls;
+    auto record = [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); };
+    auto out = p.map<square>(in, {.chunksize = 10, .on_progress = record});
+    CHECK(out.size() == 100);
+    CHECK(out[9] == 81);
+    REQUIRE(calls.size() == 11); // once when sent, then once per chunk
+    CHECK(calls.front() == std::pair<std::size_t, std::size_t>{0, 100});
+    CHECK(calls.back() == std::pair<std::size_t, std::size_t>{100, 100});
+    for (std::size_t i = 1; i < calls.size(); ++i) CHECK(calls[i].first == calls[i - 1].first + 10);
+
+    calls.clear();
+    std::size_t n = 0;
+    for ([[maybe_unused]] int v : p.map_unordered<square>(in, {.chunksize = 25, .on_progress = record})) {
+        ++n;
+        CHECK(calls.back().first >= n); // told before the chunk's items are yielded
+    }
+    CHECK(n == 100);
+    CHECK(calls == std::vector<std::pair<std::size_t, std::size_t>>{{0, 100}, {25, 100}, {50, 100}, {75, 100}, {100, 100}});
+}
+
+TEST_CASE("progress_bar draws a tqdm-like line, only on a terminal", "[pool][progress]") {
+    auto line = procpool::detail::progress_line("hashing", 420, 1000, 3.0, 10);
+    CHECK(line == "hashing  42% |####      | 420/1000 [00:03<00:04, 140.0 it/s]");
+    CHECK(procpool::detail::progress_line("", 0, 10, 0.0, 4) == "  0% |    | 0/10 [00:00<?, 0.0 it/s]");
+    CHECK(procpool::detail::progress_line("", 5000, 5000, 3700.0, 2) == "100% |##| 5000/5000 [1:01:40<00:00, 1.4 it/s]");
+    // Whatever the terminal, the callback is safe to call; when stderr is not a terminal it draws nothing.
+    auto bar = procpool::progress_bar("test");
+    procpool::pool p{{.workers = 1}};
+    CHECK(p.map<square>(std::vector<int>{1, 2, 3}, {.chunksize = 1, .on_progress = bar}) == std::vector<int>{1, 4, 9});
+}

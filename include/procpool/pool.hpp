@@ -10,6 +10,7 @@
 #include <procpool/future.hpp>
 #include <procpool/platform/platform.hpp>
 #include <procpool/plugin.hpp>
+#include <procpool/progress.hpp>
 #include <procpool/protocol.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
@@ -254,6 +255,14 @@ template <auto Task, class... Args>
 template <class R>
 class unordered_results;
 
+/// Options of map and map_unordered: `pool.map<f>(xs, {.chunksize = 100, .on_progress = procpool::progress_bar()})`.
+struct map_options {
+    /// Elements per chunk (one message to a worker); 0: about four chunks per worker, at most 16384 elements each.
+    std::size_t chunksize = 0;
+    /// Told (done, total) items as chunks complete, on the waiting thread; see progress_callback and progress_bar().
+    progress_callback on_progress;
+};
+
 /// A pool of worker processes that run registered tasks.
 ///
 /// Thread-safe. No background thread: waiting on a future (or map, shutdown...) drives the pool.
@@ -302,12 +311,23 @@ public:
     /// per worker, at most 16384 elements each), each as soon as it is encoded: an element that cannot be encoded
     /// throws, and the chunks before it still run. \throws the first failure in input order, after every chunk ran.
     template <auto Task, std::ranges::input_range Range>
-    auto map(Range&& inputs, std::size_t chunksize = 0);
+    auto map(Range&& inputs, std::size_t chunksize = 0) {
+        return map<Task>(std::forward<Range>(inputs), map_options{.chunksize = chunksize, .on_progress = {}});
+    }
+    /// map with options: a chunk size and a progress callback (map_options).
+    template <auto Task, std::ranges::input_range Range>
+    auto map(Range&& inputs, const map_options& options);
 
     /// Like map, but yields results as chunks complete (an input range that drives the pool as it advances).
     template <auto Task, std::ranges::input_range Range>
     [[nodiscard]] unordered_results<typename detail::checked_task_result<Task>::type>
-    map_unordered(Range&& inputs, std::size_t chunksize = 0);
+    map_unordered(Range&& inputs, std::size_t chunksize = 0) {
+        return map_unordered<Task>(std::forward<Range>(inputs), map_options{.chunksize = chunksize, .on_progress = {}});
+    }
+    /// map_unordered with options; the progress callback is called as the iteration takes each chunk.
+    template <auto Task, std::ranges::input_range Range>
+    [[nodiscard]] unordered_results<typename detail::checked_task_result<Task>::type>
+    map_unordered(Range&& inputs, const map_options& options);
 
     /// Stops accepting tasks and retires the workers; see shutdown_mode. Idempotent.
     void shutdown(shutdown_mode mode = shutdown_mode::wait);
@@ -382,8 +402,11 @@ public:
     std::default_sentinel_t end() { return {}; }
 
     /// \cond INTERNAL
-    explicit unordered_results(std::vector<std::shared_ptr<detail::batch_state<R>>> chunks)
-        : chunks_(std::move(chunks)) {}
+    explicit unordered_results(std::vector<std::shared_ptr<detail::batch_state<R>>> chunks,
+                               progress_callback on_progress = {})
+        : chunks_(std::move(chunks)), on_progress_(std::move(on_progress)) {
+        for (auto& c : chunks_) total_ += c->values.size();
+    }
     /// \endcond
 
 private:
@@ -393,10 +416,13 @@ private:
                 queue_ = std::make_unique<detail::completion_queue>();
                 queue_->reserve(chunks_.size());
                 for (std::size_t i = 0; i < chunks_.size(); ++i) queue_->watch(chunks_[i], i);
+                if (on_progress_) on_progress_(0, total_);
             }
             auto i = queue_->next();
             if (!i) return false;
             auto c = std::move(chunks_[*i]);
+            done_ += c->values.size();
+            if (on_progress_) on_progress_(done_, total_);
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t k = 0; k < c->values.size(); ++k) {
                 if (!c->errors.empty() && c->errors[k]) pending_.emplace_back(c->errors[k]);
@@ -412,6 +438,8 @@ private:
 
     std::vector<std::shared_ptr<detail::batch_state<R>>> chunks_; // by input order; null once taken
     std::unique_ptr<detail::completion_queue> queue_;             // the chunks in completion order
+    progress_callback on_progress_;
+    std::size_t total_ = 0, done_ = 0;
     std::deque<std::variant<R, std::exception_ptr>> pending_;
     std::optional<R> current_;
 };
@@ -573,12 +601,32 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
     }
 }
 
+namespace detail {
+/// Waits for every chunk; with `on_progress`, in completion order, telling it the items done after each.
+template <class R>
+void wait_chunks(const std::vector<std::shared_ptr<batch_state<R>>>& chunks, const progress_callback& on_progress) {
+    if (!on_progress) {
+        for (auto& c : chunks) wait_state(*c);
+        return;
+    }
+    std::size_t total = 0, done = 0;
+    for (auto& c : chunks) total += c->values.size();
+    completion_queue q;
+    q.reserve(chunks.size());
+    for (std::size_t i = 0; i < chunks.size(); ++i) q.watch(chunks[i], i);
+    on_progress(0, total);
+    while (auto i = q.next()) {
+        done += chunks[*i]->values.size();
+        on_progress(done, total);
+    }
+}
+} // namespace detail
+
 template <auto Task, std::ranges::input_range Range>
-auto pool::map(Range&& inputs, std::size_t chunksize) {
+auto pool::map(Range&& inputs, const map_options& options) {
     using R = typename detail::checked_task_result<Task>::type;
-    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), chunksize);
-    std::exception_ptr first_error;
-    for (auto& c : chunks) detail::wait_state(*c);
+    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize);
+    detail::wait_chunks(chunks, options.on_progress);
     if constexpr (std::is_void_v<R>) {
         for (auto& c : chunks) {
             if (c->error) std::rethrow_exception(c->error);
@@ -603,8 +651,9 @@ auto pool::map(Range&& inputs, std::size_t chunksize) {
 
 template <auto Task, std::ranges::input_range Range>
 unordered_results<typename detail::checked_task_result<Task>::type> pool::map_unordered(Range&& inputs,
-                                                                                       std::size_t chunksize) {
-    return unordered_results<task_result_t<Task>>(submit_chunks<Task>(std::forward<Range>(inputs), chunksize));
+                                                                                       const map_options& options) {
+    return unordered_results<task_result_t<Task>>(submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize),
+                                                  options.on_progress);
 }
 
 PROCPOOL_END_NAMESPACE
