@@ -7,13 +7,16 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <bitset>
 #include <chrono>
 #include <cmath>
+#include <complex>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <list>
@@ -1308,4 +1311,42 @@ TEST_CASE("codec: the serializable concept refuses what cannot cross a process b
     STATIC_REQUIRE(!serializable<std::set<empty_aggregate>>);
     STATIC_REQUIRE(!serializable<std::list<std::tuple<>>>);
     STATIC_REQUIRE(!serializable<std::map<std::monostate, std::tuple<>>>);
+}
+
+TEST_CASE("paths, system_clock time points, bitsets and complex numbers round-trip", "[codec][std_types]") {
+    STATIC_REQUIRE(procpool::serializable<std::filesystem::path>);
+    STATIC_REQUIRE(procpool::serializable<std::chrono::system_clock::time_point>);
+    STATIC_REQUIRE(procpool::serializable<std::chrono::time_point<std::chrono::system_clock, std::chrono::seconds>>);
+    STATIC_REQUIRE(procpool::serializable<std::bitset<70>>);
+    STATIC_REQUIRE(procpool::serializable<std::complex<double>>);
+    STATIC_REQUIRE(procpool::serializable<std::vector<std::filesystem::path>>);
+    STATIC_REQUIRE_FALSE(procpool::serializable<std::complex<long double>>);
+    STATIC_REQUIRE_FALSE(procpool::serializable<std::vector<std::bitset<0>>>); // encodes to nothing: uncountable
+
+    std::filesystem::path p = std::filesystem::path("dir") / "sub dir" / "f\xc3\xa9.txt";
+    CHECK(round_trip(p) == p);
+    CHECK(round_trip(std::filesystem::path()) == std::filesystem::path());
+    // The generic form (separators '/') as UTF-8: the same bytes on every platform.
+    auto wire = encode(std::filesystem::path("a") / "b");
+    CHECK(wire.size() == 8 + 3);
+    CHECK(static_cast<char>(wire[9]) == '/');
+
+    auto now = std::chrono::system_clock::now();
+    CHECK(round_trip(now) == now);
+
+    std::bitset<70> bits;
+    bits.set(0).set(9).set(69);
+    CHECK(round_trip(bits) == bits);
+    CHECK(encode(bits).size() == 9);
+    CHECK(round_trip(std::bitset<8>("10100101")) == std::bitset<8>("10100101"));
+    // A bit beyond N in the last byte is corrupt input, not silently dropped.
+    auto bad = encode(std::bitset<4>("0001"));
+    bad[0] = std::byte{0x11};
+    CHECK_THROWS_AS(decode<std::bitset<4>>(bad), procpool::protocol_error);
+
+    std::complex<double> z(1.5, -2.25);
+    CHECK(round_trip(z) == z);
+    CHECK(encode(z).size() == 16);
+    CHECK(round_trip(std::complex<float>(3.f, 4.f)) == std::complex<float>(3.f, 4.f));
+    CHECK_THROWS_AS(decode<std::complex<double>>(bytes_t(12)), procpool::protocol_error); // truncated
 }
