@@ -780,3 +780,34 @@ TEST_CASE("progress_bar draws a tqdm-like line, only on a terminal", "[pool][pro
     procpool::pool p{{.workers = 1}};
     CHECK(p.map<square>(std::vector<int>{1, 2, 3}, {.chunksize = 1, .on_progress = bar}) == std::vector<int>{1, 4, 9});
 }
+
+namespace span_t {
+// A std::span<const T> parameter: the worker decodes the argument into a vector the span views.
+long sum_span(std::span<const int> xs) {
+    long s = 0;
+    for (int x : xs) s += x;
+    return s;
+}
+std::size_t count_words(std::span<const std::string> words, std::string prefix) {
+    return static_cast<std::size_t>(
+        std::count_if(words.begin(), words.end(), [&](const std::string& w) { return w.starts_with(prefix); }));
+}
+} // namespace span_t
+PROCPOOL_TASK(span_t::sum_span);
+PROCPOOL_TASK(span_t::count_words);
+
+TEST_CASE("a std::span<const T> parameter takes a span, a vector or an array as its argument", "[pool][span]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 1, .start = method}};
+    std::vector<int> v{1, 2, 3, 4};
+    std::array<int, 3> a{10, 20, 30};
+    CHECK(p.submit<span_t::sum_span>(std::span<const int>(v).subspan(1)).get() == 9);
+    CHECK(p.submit<span_t::sum_span>(v).get() == 10);
+    CHECK(p.submit<span_t::sum_span>(a).get() == 60);
+    CHECK(p.submit<span_t::sum_span>(std::span<int>(v)).get() == 10);
+    std::vector<std::string> words{"apple", "avocado", "banana"};
+    CHECK(p.submit<span_t::count_words>(std::span<const std::string>(words), "a").get() == 2);
+    // On the wire it is the vector: a call by name passes one.
+    CHECK(p.submit_by_name<long>("span_t::sum_span", std::vector<int>{5, 6}).get() == 11);
+}

@@ -149,7 +149,7 @@ template <class Signature, detail::fixed_string Name>
 struct declared_task;
 template <class R, class... A, detail::fixed_string Name>
 struct declared_task<R(A...), Name> {
-    using wire_signature = R (*)(std::remove_cvref_t<A>...);
+    using wire_signature = R (*)(detail::wire_param_t<A>...);
     static constexpr std::string_view name = Name.view();
 };
 

@@ -42,9 +42,17 @@ namespace detail {
 template <auto V>
 inline constexpr bool dependent_false_value = false;
 
+/// A vector parameter (also what a span<const T> parameter travels as) takes any contiguous range of its elements
+/// (a span, an array, a vector): encoded as the vector would be, without building one.
+template <class P, class A>
+inline constexpr bool range_for_vector = false;
+template <class T, class A>
+inline constexpr bool range_for_vector<std::vector<T>, A> =
+    !std::is_convertible_v<A, std::vector<T>> && std::is_convertible_v<A, std::span<const T>>;
+
 template <class P, class A>
 consteval bool check_argument() {
-    constexpr bool ok = std::is_convertible_v<A, P>;
+    constexpr bool ok = std::is_convertible_v<A, P> || range_for_vector<P, A>;
     static_assert(ok, "procpool: an argument cannot be converted to the task's parameter type (the compiler's note "
                       "names both types). Pass a value of the parameter's type. ");
     return ok;
@@ -133,7 +141,13 @@ inline constexpr std::size_t lend_min_bytes = 256 * 1024;
 /// (not a conversion, which would be a temporary) is not copied: its count goes in, its bytes are lent.
 template <class P, class A>
 void write_as(writer& w, [[maybe_unused]] std::vector<lent_run>* lent, A&& a) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
+    if constexpr (range_for_vector<P, A>) {
+        std::span<const typename P::value_type> items(a);
+        w.write(static_cast<std::uint64_t>(items.size())); // the layout of the vector: count, then the elements
+        if constexpr (memcpy_sequence<typename P::value_type>) w.write_bytes(items.data(), items.size_bytes());
+        else
+            for (const auto& e : items) w.write(e);
+    } else if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
         if constexpr (contiguous_codec<P>) {
             if (lent && contents_bytes(a) >= lend_min_bytes) {
                 w.write(static_cast<std::uint64_t>(a.size()));
