@@ -45,7 +45,8 @@ TEST_CASE("as_completed over two pools yields the fast result of the second befo
     fs.push_back(b.submit<twice>(21));
     std::vector<std::size_t> order;
     std::vector<int> values;
-    for (auto it = procpool::as_completed(fs).begin(); it != std::default_sentinel; ++it) {
+    procpool::as_completed completed(fs);
+    for (auto it = completed.begin(); it != std::default_sentinel; ++it) {
         order.push_back(it.index());
         values.push_back(it->get());
         if (order.size() == 1) g.release(); // A's task finishes only after B's result was seen
