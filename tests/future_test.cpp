@@ -58,21 +58,21 @@ TEST_CASE("as_completed over two pools yields the fast result of the second befo
 TEST_CASE("wait_any over two pools returns the ready future of either pool", "[future][wait_any]") {
     procpool::pool a{{.workers = 1}};
     procpool::pool b{{.workers = 1}};
-    ppt::gate g;
+    ppt::gate ga, gb; // one gate per blocked task: a release wakes exactly the task meant
     std::vector<procpool::future<int>> fs;
-    fs.push_back(a.submit<gated>(g.path(), 1));
+    fs.push_back(a.submit<gated>(ga.path(), 1));
     fs.push_back(b.submit<twice>(5));
     CHECK(procpool::wait_any(fs) == 1);
     CHECK(fs[1].get() == 10);
     // The other way round: the blocked task is in the second pool.
     std::vector<procpool::future<int>> gs;
-    gs.push_back(b.submit<gated>(g.path(), 2));
+    gs.push_back(b.submit<gated>(gb.path(), 2));
     gs.push_back(a.submit<twice>(6)); // queued behind the blocked task of `a`
-    g.release();                       // `a`'s task ends, then `twice` runs there; `b`'s stays blocked
+    ga.release();                      // `a`'s task ends, then `twice` runs there; `b`'s stays blocked
     CHECK(procpool::wait_any(gs) == 1);
     CHECK(gs[1].get() == 12);
     CHECK(fs[0].get() == 1);
-    g.release();
+    gb.release();
     CHECK(gs[0].get() == 2);
 }
 

@@ -7,6 +7,7 @@
 #include <procpool/procpool.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -810,4 +811,46 @@ TEST_CASE("a std::span<const T> parameter takes a span, a vector or an array as 
     CHECK(p.submit<span_t::count_words>(std::span<const std::string>(words), "a").get() == 2);
     // On the wire it is the vector: a call by name passes one.
     CHECK(p.submit_by_name<long>("span_t::sum_span", std::vector<int>{5, 6}).get() == 11);
+}
+
+namespace outcome_t {
+int die_at(int x) {
+    if (x == 7) std::_Exit(9); // the worker dies while running this item
+    return x;
+}
+} // namespace outcome_t
+PROCPOOL_TASK(outcome_t::die_at);
+
+TEST_CASE("map_outcomes gives every item its value or its error, with its index", "[pool][map_outcomes]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    std::vector<int> in{0, 1, 2, 3, 4, 5, 3};
+    auto out = p.map_outcomes<throw_at>(in, {.chunksize = 2});
+    REQUIRE(out.size() == in.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        CHECK(out[i].index == i);
+        if (in[i] == 3) {
+            CHECK_FALSE(out[i].ok());
+            CHECK_THROWS_AS(out[i].get(), std::out_of_range);
+        } else {
+            REQUIRE(out[i].ok());
+            CHECK(out[i].get() == in[i]); // the items next to a failing one in its chunk are kept
+        }
+    }
+}
+
+TEST_CASE("map_outcomes: a worker that dies fails only the items of its chunk", "[pool][map_outcomes]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    std::vector<int> in(12);
+    std::iota(in.begin(), in.end(), 0);
+    auto out = p.map_outcomes<outcome_t::die_at>(in, {.chunksize = 1});
+    REQUIRE(out.size() == 12);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        CHECK(out[i].index == i);
+        if (i == 7) CHECK_THROWS_AS(out[i].get(), procpool::worker_died);
+        else CHECK(out[i].get() == static_cast<int>(i));
+    }
 }

@@ -269,12 +269,28 @@ template <auto Task, class... Args>
 template <class R>
 class unordered_results;
 
+/// The outcome of one item of map_outcomes: its position in the input, and its value or the exception it ended
+/// with (the task's own, or worker_died / task_timeout / pool_closed for the chunk that carried it).
+template <class R>
+struct item_outcome {
+    std::size_t index = 0;                          ///< position of the item in the input range
+    std::optional<detail::stored_t<R>> value;       ///< the result when the item succeeded (void tasks: an empty tag)
+    std::exception_ptr error;                       ///< the failure otherwise
+    /// Whether the item succeeded.
+    [[nodiscard]] bool ok() const noexcept { return !error; }
+    /// The value. \throws the item's exception when it failed.
+    decltype(auto) get() & {
+        if (error) std::rethrow_exception(error);
+        if constexpr (!std::is_void_v<R>) return (*value);
+    }
+};
+
 /// Options of map and map_unordered: `pool.map<f>(xs, {.chunksize = 100, .on_progress = procpool::progress_bar()})`.
 struct map_options {
     /// Elements per chunk (one message to a worker); 0: about four chunks per worker, at most 16384 elements each.
     std::size_t chunksize = 0;
     /// Told (done, total) items as chunks complete, on the waiting thread; see progress_callback and progress_bar().
-    progress_callback on_progress;
+    progress_callback on_progress{};
 };
 
 /// A pool of worker processes that run registered tasks.
@@ -331,6 +347,14 @@ public:
     /// map with options: a chunk size and a progress callback (map_options).
     template <auto Task, std::ranges::input_range Range>
     auto map(Range&& inputs, const map_options& options);
+
+    /// Like map, but never throws for a failed item: returns one item_outcome per input element, in input order,
+    /// each with its index and its value or its error, so that one bad item loses nothing else. A failure of a
+    /// whole chunk (its worker died or hit a timeout: a per-task timeout applies to a chunk in map, see
+    /// pool_options::task_timeout) is the error of each item of that chunk; `chunksize = 1` makes it per item.
+    template <auto Task, std::ranges::input_range Range>
+    [[nodiscard]] std::vector<item_outcome<typename detail::checked_task_result<Task>::type>>
+    map_outcomes(Range&& inputs, const map_options& options = {});
 
     /// Like map, but yields results as chunks complete (an input range that drives the pool as it advances).
     template <auto Task, std::ranges::input_range Range>
@@ -661,6 +685,29 @@ auto pool::map(Range&& inputs, const map_options& options) {
         }
         return out;
     }
+}
+
+template <auto Task, std::ranges::input_range Range>
+std::vector<item_outcome<typename detail::checked_task_result<Task>::type>>
+pool::map_outcomes(Range&& inputs, const map_options& options) {
+    using R = task_result_t<Task>;
+    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize);
+    detail::wait_chunks(chunks, options.on_progress);
+    std::vector<item_outcome<R>> out;
+    std::size_t total = 0;
+    for (auto& c : chunks) total += c->values.size();
+    out.reserve(total);
+    for (auto& c : chunks) {
+        for (std::size_t i = 0; i < c->values.size(); ++i) {
+            item_outcome<R> o;
+            o.index = c->first_index + i;
+            if (c->error) o.error = c->error;
+            else if (!c->errors.empty() && c->errors[i]) o.error = c->errors[i];
+            else o.value = std::move(c->values[i]);
+            out.push_back(std::move(o));
+        }
+    }
+    return out;
 }
 
 template <auto Task, std::ranges::input_range Range>
