@@ -402,6 +402,29 @@ void pool_block(procpool::pool& pool, int n, std::vector<double>& us, int warm =
     }
 }
 
+/// as_completed over `n` futures of tiny tasks: milliseconds to submit them, and to take them all in completion order.
+struct as_completed_time {
+    double submit_ms = NAN, drain_ms = NAN;
+};
+as_completed_time as_completed_ms(procpool::pool& pool, std::size_t n) {
+    std::vector<procpool::future<int>> fs;
+    fs.reserve(n);
+    auto t0 = clk::now();
+    for (std::size_t i = 0; i < n; ++i) fs.push_back(pool.submit<tiny>(static_cast<int>(i)));
+    as_completed_time t;
+    t.submit_ms = seconds_since(t0) * 1e3;
+    auto t1 = clk::now();
+    long long sum = 0;
+    std::size_t got = 0;
+    for (auto& f : procpool::as_completed(fs)) {
+        sum += f.get();
+        ++got;
+    }
+    t.drain_ms = seconds_since(t1) * 1e3;
+    if (got != n || sum != static_cast<long long>(n) * static_cast<long long>(n + 1) / 2) die("as_completed: wrong results");
+    return t;
+}
+
 struct round_trips {
     latency raw, pool;
 };
@@ -729,7 +752,7 @@ struct config {
     bool quick = false;
     bool python = true;
     std::optional<std::string> python_path, peer_path;
-    std::string only = "limits,p1,p2,p3,p4,p5";
+    std::string only = "limits,p1,p2,p3,p4,p5,ac";
     std::size_t sizes[3] = {1000, 100000, 1000000};
     int p1_iters = 10000; // per placement; the raw socketpair round trips interleaved with them: as many
     int pipe_iters = 10000;
@@ -739,6 +762,7 @@ struct config {
     std::size_t payload = 64 * MiB;
     int payload_reps = 9;
     std::size_t queued = 100000;
+    std::size_t ac_sizes[3] = {1000, 10000, 100000};
     [[nodiscard]] bool want(const std::string& what) const {
         return ("," + only + ",").find("," + what + ",") != std::string::npos;
     }
@@ -753,6 +777,7 @@ struct results {
     double p4_gbps = NAN;
     rss_pair baseline, spawn_worker, fork_worker, worker_after_payload;
     queue_memory queued;
+    as_completed_time ac[3];
     json_object py;
     std::string python_used;
     std::string load_before;
@@ -978,6 +1003,19 @@ void print_report(const config& c, const results& r) {
     add("P4 >= 60% of raw socketpair throughput", 100 * r.p4_gbps / r.sock_gbps, 60, false, "%.0f%%");
     add("P5 idle worker adds <= 2 MiB over the executable's baseline", added / static_cast<double>(MiB), 2, true,
         "%+.2f MiB");
+    if (c.want("ac")) {
+        // Linear means the time per future stays flat from 1k to 100k (the last column near 1.0x).
+        std::printf("### as_completed (tiny tasks, 2 workers)\n\n| futures | submit | as_completed | per future | "
+                    "per future vs %s |\n|---:|---:|---:|---:|---:|\n",
+                    count_str(c.ac_sizes[0]).c_str());
+        const double first = r.ac[0].drain_ms / static_cast<double>(c.ac_sizes[0]);
+        for (int i = 0; i < 3; ++i) {
+            const double each = r.ac[i].drain_ms / static_cast<double>(c.ac_sizes[i]);
+            std::printf("| %s | %s | %s | %s | %s |\n", count_str(c.ac_sizes[i]).c_str(), ms_str(r.ac[i].submit_ms).c_str(),
+                        ms_str(r.ac[i].drain_ms).c_str(), us_str(each * 1e3).c_str(), ratio(each, first).c_str());
+        }
+        std::printf("\n");
+    }
     std::printf("### Targets\n\n| target | measured | status |\n|---|---:|---|\n");
     for (auto& x : t) std::printf("| %s | %s | %s |\n", x.what.c_str(), x.value.c_str(), x.verdict.c_str());
     std::printf("\n");
@@ -1035,7 +1073,8 @@ int usage(const char* argv0, int code) {
                  "  --python     interpreter for the Python peer (default: the first python3 that imports joblib)\n"
                  "  --no-python  skip the Python peer (Python figures are n/a)\n"
                  "  --peer       path of python_peer.py (default: found next to the sources or the binary)\n"
-                 "  --only       comma-separated subset of limits,p1,p2,p3,p4,p5 (e.g. for perf record)\n",
+                 "  --only       comma-separated subset of limits,p1,p2,p3,p4,p5,ac (e.g. for perf record;\n"
+                 "               ac: as_completed over 1k/10k/100k futures)\n",
                  argv0);
     return code;
 }
@@ -1082,6 +1121,9 @@ int main(int argc, char** argv) {
         c.payload = 4 * MiB;
         c.payload_reps = 2;
         c.queued = 10000;
+        c.ac_sizes[0] = 100;
+        c.ac_sizes[1] = 1000;
+        c.ac_sizes[2] = 10000;
     }
     ::signal(SIGPIPE, SIG_IGN);
     auto t_start = clk::now();
@@ -1136,6 +1178,15 @@ int main(int argc, char** argv) {
                 r.p2_each[i] = median_rate([&] { return submit_each_rate(pool, n); }, reps);
                 r.p2_map[i] = median_rate([&] { return map_rate(pool, n); }, reps);
             }
+        }
+    }
+    if (c.want("ac")) {
+        procpool::pool pool{{.workers = 2}};
+        for (int i = 0; i < 3; ++i) {
+            progress("as_completed: %zu futures", c.ac_sizes[i]);
+            r.ac[i] = as_completed_ms(pool, c.ac_sizes[i]);
+            progress("as_completed: %zu futures: submit %.1f ms, as_completed %.1f ms", c.ac_sizes[i],
+                     r.ac[i].submit_ms, r.ac[i].drain_ms);
         }
     }
     if (c.want("p4")) {

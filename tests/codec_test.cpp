@@ -7,13 +7,16 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <bitset>
 #include <chrono>
 #include <cmath>
+#include <complex>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <list>
@@ -1310,3 +1313,107 @@ TEST_CASE("codec: the serializable concept refuses what cannot cross a process b
     STATIC_REQUIRE(!serializable<std::list<std::tuple<>>>);
     STATIC_REQUIRE(!serializable<std::map<std::monostate, std::tuple<>>>);
 }
+
+TEST_CASE("paths, system_clock time points, bitsets and complex numbers round-trip", "[codec][std_types]") {
+    STATIC_REQUIRE(procpool::serializable<std::filesystem::path>);
+    STATIC_REQUIRE(procpool::serializable<std::chrono::system_clock::time_point>);
+    STATIC_REQUIRE(procpool::serializable<std::chrono::time_point<std::chrono::system_clock, std::chrono::seconds>>);
+    STATIC_REQUIRE(procpool::serializable<std::bitset<70>>);
+    STATIC_REQUIRE(procpool::serializable<std::complex<double>>);
+    STATIC_REQUIRE(procpool::serializable<std::vector<std::filesystem::path>>);
+    STATIC_REQUIRE_FALSE(procpool::serializable<std::complex<long double>>);
+    STATIC_REQUIRE_FALSE(procpool::serializable<std::vector<std::bitset<0>>>); // encodes to nothing: uncountable
+
+    std::filesystem::path p = std::filesystem::path("dir") / "sub dir" / "f\xc3\xa9.txt";
+    CHECK(round_trip(p) == p);
+    CHECK(round_trip(std::filesystem::path()) == std::filesystem::path());
+    // The generic form (separators '/') as UTF-8: the same bytes on every platform.
+    auto wire = encode(std::filesystem::path("a") / "b");
+    CHECK(wire.size() == 8 + 3);
+    CHECK(static_cast<char>(wire[9]) == '/');
+
+    auto now = std::chrono::system_clock::now();
+    CHECK(round_trip(now) == now);
+
+    std::bitset<70> bits;
+    bits.set(0).set(9).set(69);
+    CHECK(round_trip(bits) == bits);
+    CHECK(encode(bits).size() == 9);
+    CHECK(round_trip(std::bitset<8>("10100101")) == std::bitset<8>("10100101"));
+    // A bit beyond N in the last byte is corrupt input, not silently dropped.
+    auto bad = encode(std::bitset<4>("0001"));
+    bad[0] = std::byte{0x11};
+    CHECK_THROWS_AS(decode<std::bitset<4>>(bad), procpool::protocol_error);
+
+    std::complex<double> z(1.5, -2.25);
+    CHECK(round_trip(z) == z);
+    CHECK(encode(z).size() == 16);
+    CHECK(round_trip(std::complex<float>(3.f, 4.f)) == std::complex<float>(3.f, 4.f));
+    CHECK_THROWS_AS(decode<std::complex<double>>(bytes_t(12)), procpool::protocol_error); // truncated
+}
+
+#if __has_include(<cereal/archives/portable_binary.hpp>)
+#include <procpool/adapters/cereal.hpp>
+
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+namespace cereal_t {
+class account { // private members, a serialize member reached through cereal::access: code users already have
+public:
+    account() = default;
+    account(std::string owner, std::vector<int> entries) : owner_(std::move(owner)), entries_(std::move(entries)) {}
+    bool operator==(const account&) const = default;
+
+private:
+    friend class cereal::access;
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(owner_, entries_);
+    }
+    std::string owner_;
+    std::vector<int> entries_;
+};
+struct versioned { // save/load members
+    double value = 0;
+    template <class Archive>
+    void save(Archive& ar) const {
+        ar(value);
+    }
+    template <class Archive>
+    void load(Archive& ar) {
+        ar(value);
+    }
+    bool operator==(const versioned&) const = default;
+};
+struct holder { // an aggregate with a cereal member: the member goes through cereal, the rest through PFR
+    int id;
+    account acc;
+};
+} // namespace cereal_t
+
+TEST_CASE("types with a cereal serialize member (or save/load) cross through the cereal adapter", "[codec][cereal]") {
+    STATIC_REQUIRE(procpool::serializable<cereal_t::account>);
+    STATIC_REQUIRE(procpool::serializable<cereal_t::versioned>);
+    STATIC_REQUIRE(procpool::serializable<std::vector<cereal_t::account>>);
+    STATIC_REQUIRE(procpool::serializable<cereal_t::holder>);
+    cereal_t::account a("ada", {1, 2, 3});
+    CHECK(round_trip(a) == a);
+    CHECK(round_trip(cereal_t::versioned{2.5}) == cereal_t::versioned{2.5});
+    std::vector<cereal_t::account> many{a, cereal_t::account("bob", {})};
+    CHECK(round_trip(many) == many);
+    auto h = round_trip(cereal_t::holder{7, a});
+    CHECK(h.id == 7);
+    CHECK(h.acc == a);
+    // Corrupt bytes inside the cereal payload are a protocol_error, not cereal's own exception.
+    auto wire = encode(a);
+    bytes_t cut(wire.begin(), wire.end() - 3);
+    auto len = static_cast<std::uint64_t>(cut.size() - 8);
+    for (std::size_t b = 0; b < 8; ++b) cut[b] = static_cast<std::byte>((len >> (8 * b)) & 0xff);
+    CHECK_THROWS_AS(decode<cereal_t::account>(cut), procpool::protocol_error);
+}
+#else
+TEST_CASE("types with a cereal serialize member (or save/load) cross through the cereal adapter", "[codec][cereal]") {
+    WARN("cereal is not installed (Debian: libcereal-dev): the cereal adapter is not tested");
+}
+#endif

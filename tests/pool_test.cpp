@@ -7,6 +7,7 @@
 #include <procpool/procpool.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -766,4 +767,114 @@ TEST_CASE("task exceptions come back as their own type", "[pool][exceptions]") {
     }
     // The worker survives its tasks' exceptions.
     CHECK(p.submit<square>(3).get() == 9);
+}
+
+TEST_CASE("map and map_unordered report progress: done out of total, after each chunk", "[pool][progress]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    std::vector<int> in(100);
+    std::iota(in.begin(), in.end(), 0);
+    std::vector<std::pair<std::size_t, std::size_t>> calls;
+    auto record = [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); };
+    auto out = p.map<square>(in, {.chunksize = 10, .on_progress = record});
+    CHECK(out.size() == 100);
+    CHECK(out[9] == 81);
+    REQUIRE(calls.size() == 11); // once when sent, then once per chunk
+    CHECK(calls.front() == std::pair<std::size_t, std::size_t>{0, 100});
+    CHECK(calls.back() == std::pair<std::size_t, std::size_t>{100, 100});
+    for (std::size_t i = 1; i < calls.size(); ++i) CHECK(calls[i].first == calls[i - 1].first + 10);
+
+    calls.clear();
+    std::size_t n = 0;
+    for ([[maybe_unused]] int v : p.map_unordered<square>(in, {.chunksize = 25, .on_progress = record})) {
+        ++n;
+        CHECK(calls.back().first >= n); // told before the chunk's items are yielded
+    }
+    CHECK(n == 100);
+    CHECK(calls == std::vector<std::pair<std::size_t, std::size_t>>{{0, 100}, {25, 100}, {50, 100}, {75, 100}, {100, 100}});
+}
+
+TEST_CASE("progress_bar draws a tqdm-like line, only on a terminal", "[pool][progress]") {
+    auto line = procpool::detail::progress_line("hashing", 420, 1000, 3.0, 10);
+    CHECK(line == "hashing  42% |####      | 420/1000 [00:03<00:04, 140.0 it/s]");
+    CHECK(procpool::detail::progress_line("", 0, 10, 0.0, 4) == "  0% |    | 0/10 [00:00<?, 0.0 it/s]");
+    CHECK(procpool::detail::progress_line("", 5000, 5000, 3700.0, 2) == "100% |##| 5000/5000 [1:01:40<00:00, 1.4 it/s]");
+    // Whatever the terminal, the callback is safe to call; when stderr is not a terminal it draws nothing.
+    auto bar = procpool::progress_bar("test");
+    procpool::pool p{{.workers = 1}};
+    CHECK(p.map<square>(std::vector<int>{1, 2, 3}, {.chunksize = 1, .on_progress = bar}) == std::vector<int>{1, 4, 9});
+}
+
+namespace span_t {
+// A std::span<const T> parameter: the worker decodes the argument into a vector the span views.
+long sum_span(std::span<const int> xs) {
+    long s = 0;
+    for (int x : xs) s += x;
+    return s;
+}
+std::size_t count_words(std::span<const std::string> words, std::string prefix) {
+    return static_cast<std::size_t>(
+        std::count_if(words.begin(), words.end(), [&](const std::string& w) { return w.starts_with(prefix); }));
+}
+} // namespace span_t
+PROCPOOL_TASK(span_t::sum_span);
+PROCPOOL_TASK(span_t::count_words);
+
+TEST_CASE("a std::span<const T> parameter takes a span, a vector or an array as its argument", "[pool][span]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 1, .start = method}};
+    std::vector<int> v{1, 2, 3, 4};
+    std::array<int, 3> a{10, 20, 30};
+    CHECK(p.submit<span_t::sum_span>(std::span<const int>(v).subspan(1)).get() == 9);
+    CHECK(p.submit<span_t::sum_span>(v).get() == 10);
+    CHECK(p.submit<span_t::sum_span>(a).get() == 60);
+    CHECK(p.submit<span_t::sum_span>(std::span<int>(v)).get() == 10);
+    std::vector<std::string> words{"apple", "avocado", "banana"};
+    CHECK(p.submit<span_t::count_words>(std::span<const std::string>(words), "a").get() == 2);
+    // On the wire it is the vector: a call by name passes one.
+    CHECK(p.submit_by_name<long>("span_t::sum_span", std::vector<int>{5, 6}).get() == 11);
+}
+
+namespace outcome_t {
+int die_at(int x) {
+    if (x == 7) std::_Exit(9); // the worker dies while running this item
+    return x;
+}
+} // namespace outcome_t
+PROCPOOL_TASK(outcome_t::die_at);
+
+TEST_CASE("map_outcomes gives every item its value or its error, with its index", "[pool][map_outcomes]") {
+    auto method = GENERATE(from_range(ppt::all_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    std::vector<int> in{0, 1, 2, 3, 4, 5, 3};
+    auto out = p.map_outcomes<throw_at>(in, {.chunksize = 2});
+    REQUIRE(out.size() == in.size());
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        CHECK(out[i].index == i);
+        if (in[i] == 3) {
+            CHECK_FALSE(out[i].ok());
+            CHECK_THROWS_AS(out[i].get(), std::out_of_range);
+        } else {
+            REQUIRE(out[i].ok());
+            CHECK(out[i].get() == in[i]); // the items next to a failing one in its chunk are kept
+        }
+    }
+}
+
+TEST_CASE("map_outcomes: a worker that dies fails only the items of its chunk", "[pool][map_outcomes]") {
+    auto method = GENERATE(from_range(ppt::process_methods));
+    INFO("start method: " << ppt::name(method));
+    procpool::pool p{{.workers = 2, .start = method}};
+    std::vector<int> in(12);
+    std::iota(in.begin(), in.end(), 0);
+    auto out = p.map_outcomes<outcome_t::die_at>(in, {.chunksize = 1});
+    REQUIRE(out.size() == 12);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        CHECK(out[i].index == i);
+        if (i == 7) CHECK_THROWS_AS(out[i].get(), procpool::worker_died);
+        else CHECK(out[i].get() == static_cast<int>(i));
+    }
 }

@@ -14,6 +14,9 @@
 //   variant                   u32 alternative index, then the alternative
 //   pair, tuple, aggregates   the fields in declaration order (aggregates through Boost.PFR)
 //   chrono duration           its rep;  time_point: the duration since its clock's epoch
+//   std::filesystem::path     its generic form (separators '/') as a UTF-8 string: u64 count, then the bytes
+//   std::bitset<N>            ceil(N / 8) bytes, bit i in byte i / 8 at bit i % 8; unused high bits 0
+//   std::complex<T>           real part, then imaginary part (T: float or double)
 //   std::monostate, empty aggregates   nothing (so they cannot be the elements of a counted container)
 // A count is refused before anything is allocated when the bytes that follow could not hold it.
 #ifndef PROCPOOL_CODEC_HPP
@@ -23,15 +26,35 @@
 #include <procpool/error.hpp>
 #include <procpool/platform/memory.hpp>
 
+// Aggregates are reflected with PFR: Boost.PFR (<boost/pfr/core.hpp>, Boost >= 1.75) when present, else the
+// standalone PFR (<pfr.hpp>, namespace pfr), so that copying procpool's headers needs no Boost at all. Defining
+// PROCPOOL_USE_STANDALONE_PFR chooses the standalone one even when Boost's is there.
+#if defined(PROCPOOL_USE_STANDALONE_PFR)
+#if !__has_include(<pfr.hpp>)
+#error "procpool: PROCPOOL_USE_STANDALONE_PFR is defined but <pfr.hpp> (the standalone PFR) is not on the include path. Add its include directory, or leave the macro undefined to use Boost.PFR."
+#endif
+#include <pfr.hpp>
+#define PROCPOOL_DETAIL_PFR_NAMESPACE ::pfr
+#elif __has_include(<boost/pfr/core.hpp>)
 #include <boost/pfr/core.hpp>
+#define PROCPOOL_DETAIL_PFR_NAMESPACE ::boost::pfr
+#elif __has_include(<pfr.hpp>)
+#include <pfr.hpp>
+#define PROCPOOL_DETAIL_PFR_NAMESPACE ::pfr
+#else
+#error "procpool: needs PFR to serialize aggregates: Boost.PFR (<boost/pfr/core.hpp>, Boost >= 1.75) or the standalone PFR (<pfr.hpp>). Install one (Debian: libboost-dev) or add its include directory."
+#endif
 
 #include <array>
 #include <bit>
+#include <bitset>
 #include <chrono>
+#include <complex>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <list>
@@ -51,6 +74,17 @@
 #include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
+
+namespace detail {
+namespace pfr = PROCPOOL_DETAIL_PFR_NAMESPACE; // Boost.PFR or the standalone PFR: the same interface
+/// Whether aggregates are reflected by the standalone PFR (<pfr.hpp>) rather than Boost.PFR.
+inline constexpr bool standalone_pfr =
+#if defined(PROCPOOL_USE_STANDALONE_PFR) || !__has_include(<boost/pfr/core.hpp>)
+    true;
+#else
+    false;
+#endif
+} // namespace detail
 
 /// Version of the value layout described at the top of this header; checked in the worker handshake.
 inline constexpr std::uint32_t codec_version = 1;
@@ -114,7 +148,17 @@ enum class kind {
     duration,
     time_point,
     unique_ptr,
+    path,
+    bitset,
+    complex,
     aggregate,
+};
+
+template <class T>
+struct is_bitset : std::false_type {};
+template <std::size_t N>
+struct is_bitset<std::bitset<N>> : std::true_type {
+    static constexpr std::size_t bits = N;
 };
 
 template <class T>
@@ -146,6 +190,9 @@ consteval kind kind_of() {
     else if constexpr (is_spec_v<U, std::chrono::duration>) return kind::duration;
     else if constexpr (is_spec_v<U, std::chrono::time_point>) return kind::time_point;
     else if constexpr (is_spec_v<U, std::unique_ptr>) return kind::unique_ptr;
+    else if constexpr (std::is_same_v<U, std::filesystem::path>) return kind::path;
+    else if constexpr (is_bitset<U>::value) return kind::bitset;
+    else if constexpr (is_spec_v<U, std::complex>) return kind::complex;
     else if constexpr (std::is_class_v<U> && std::is_aggregate_v<U>) return kind::aggregate;
     else return kind::unsupported;
 }
@@ -199,7 +246,7 @@ consteval bool has_c_array_from() {
 }
 template <class T> // T: an aggregate
 consteval bool has_c_array_member() {
-    return has_c_array_from<T, 0, boost::pfr::tuple_size_v<T>>();
+    return has_c_array_from<T, 0, detail::pfr::tuple_size_v<T>>();
 }
 
 template <class Tuple, std::size_t... I>
@@ -208,7 +255,7 @@ consteval bool all_tuple_elements(std::index_sequence<I...>) {
 }
 template <class T, std::size_t... I>
 consteval bool all_fields(std::index_sequence<I...>) {
-    return (is_serializable<boost::pfr::tuple_element_t<I, T>>() && ...);
+    return (is_serializable<detail::pfr::tuple_element_t<I, T>>() && ...);
 }
 template <class... A>
 consteval bool all_of_types(type_tag<std::variant<A...>>) {
@@ -236,20 +283,23 @@ consteval bool is_serializable() {
         return all_tuple_elements<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
     else if constexpr (k == kind::duration) return std::is_arithmetic_v<typename U::rep>;
     else if constexpr (k == kind::time_point) return is_serializable<typename U::duration>();
+    else if constexpr (k == kind::complex) // long double: platform-dependent width, as on its own
+        return std::is_same_v<typename U::value_type, float> || std::is_same_v<typename U::value_type, double>;
     else if constexpr (k == kind::unique_ptr)
         return !std::is_array_v<typename U::element_type> && !std::is_polymorphic_v<typename U::element_type> &&
                std::is_same_v<typename U::deleter_type, std::default_delete<typename U::element_type>> &&
                is_serializable<typename U::element_type>();
     else if constexpr (k == kind::aggregate) {
         if constexpr (has_c_array_member<U>()) return false;
-        else return all_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+        else return all_fields<U>(std::make_index_sequence<detail::pfr::tuple_size_v<U>>{});
     } else return true;
 }
 
 } // namespace detail
 
 /// A type whose values procpool can encode and decode: arithmetic types, enums, std::byte, strings,
-/// std containers, optional, variant, tuple, pair, chrono durations and time points, unique_ptr to a
+/// std containers, optional, variant, tuple, pair, chrono durations and time points (any clock, e.g.
+/// system_clock::time_point), std::filesystem::path, std::bitset, std::complex<float|double>, unique_ptr to a
 /// non-polymorphic serializable type, aggregates of serializable fields, and types with the
 /// customization point (see `writer`).
 template <class T>
@@ -266,7 +316,7 @@ consteval std::size_t sum_tuple_min(std::index_sequence<I...>) {
 }
 template <class T, std::size_t... I>
 consteval std::size_t sum_fields_min(std::index_sequence<I...>) {
-    return (std::size_t{0} + ... + min_wire_size<boost::pfr::tuple_element_t<I, T>>());
+    return (std::size_t{0} + ... + min_wire_size<detail::pfr::tuple_element_t<I, T>>());
 }
 
 /// The fewest bytes any value of T encodes to: bounds a container count by the bytes that follow it.
@@ -285,8 +335,11 @@ consteval std::size_t min_wire_size() {
     else if constexpr (k == kind::tuple_like) return sum_tuple_min<U>(std::make_index_sequence<std::tuple_size_v<U>>{});
     else if constexpr (k == kind::duration) return sizeof(typename U::rep);
     else if constexpr (k == kind::time_point) return sizeof(typename U::rep);
+    else if constexpr (k == kind::path) return 8;
+    else if constexpr (k == kind::bitset) return (is_bitset<U>::bits + 7) / 8;
+    else if constexpr (k == kind::complex) return 2 * sizeof(typename U::value_type);
     else if constexpr (k == kind::aggregate)
-        return sum_fields_min<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+        return sum_fields_min<U>(std::make_index_sequence<detail::pfr::tuple_size_v<U>>{});
     else if constexpr (k == kind::custom) return 1; // assumed: a custom encoding writes at least one byte
     else return 0;                                  // empty types: nothing
 }
@@ -554,7 +607,7 @@ private:
     }
     template <class T, std::size_t... I>
     T read_fields(std::index_sequence<I...>) {
-        return T{read<std::remove_cv_t<boost::pfr::tuple_element_t<I, T>>>()...};
+        return T{read<std::remove_cv_t<detail::pfr::tuple_element_t<I, T>>>()...};
     }
     template <class V, std::size_t... I>
     V read_variant(std::size_t index, std::index_sequence<I...>) {
@@ -583,7 +636,7 @@ consteval bool check_tuple(std::index_sequence<I...>) {
 }
 template <class T, std::size_t... I>
 consteval bool check_fields(std::index_sequence<I...>) {
-    return (check_serializable<boost::pfr::tuple_element_t<I, T>>() && ...);
+    return (check_serializable<detail::pfr::tuple_element_t<I, T>>() && ...);
 }
 template <class... A>
 consteval bool check_alternatives(type_tag<std::variant<A...>>) {
@@ -654,7 +707,7 @@ consteval bool check_serializable() {
                                               "std::array or std::vector. ");
             return false;
         } else {
-            return check_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+            return check_fields<U>(std::make_index_sequence<detail::pfr::tuple_size_v<U>>{});
         }
     } else if constexpr (k == kind::unique_ptr) {
         static_assert(dependent_false<T>, "procpool: unique_ptr is serializable only to a non-array, "
@@ -738,6 +791,21 @@ void writer::write(const T& v) {
         write(v.count());
     } else if constexpr (k == kind::time_point) {
         write(v.time_since_epoch());
+    } else if constexpr (k == kind::path) {
+        const auto s = v.generic_u8string(); // the same bytes on every platform
+        write_count(s.size());
+        write_bytes(s.data(), s.size());
+    } else if constexpr (k == kind::bitset) {
+        constexpr std::size_t n = detail::is_bitset<U>::bits;
+        for (std::size_t b = 0; b < (n + 7) / 8; ++b) {
+            std::uint8_t byte = 0;
+            for (std::size_t i = 0; i < 8 && b * 8 + i < n; ++i)
+                if (v[b * 8 + i]) byte = static_cast<std::uint8_t>(byte | (1u << i));
+            write_int(byte);
+        }
+    } else if constexpr (k == kind::complex) {
+        write(v.real());
+        write(v.imag());
     } else if constexpr (k == kind::aggregate) {
         write_fields(v);
     }
@@ -745,7 +813,7 @@ void writer::write(const T& v) {
 
 template <class T>
 void writer::write_fields(const T& v) {
-    boost::pfr::for_each_field(v, [this](const auto& f) { this->write(f); });
+    detail::pfr::for_each_field(v, [this](const auto& f) { this->write(f); });
 }
 
 template <class T>
@@ -839,8 +907,29 @@ T reader::read() {
         return U{read<typename U::rep>()};
     } else if constexpr (k == kind::time_point) {
         return U{read<typename U::duration>()};
+    } else if constexpr (k == kind::path) {
+        auto s = read<std::string>();
+        return std::filesystem::path(std::u8string(reinterpret_cast<const char8_t*>(s.data()), s.size()));
+    } else if constexpr (k == kind::bitset) {
+        constexpr std::size_t n = detail::is_bitset<U>::bits;
+        U out;
+        for (std::size_t b = 0; b < (n + 7) / 8; ++b) {
+            auto at = offset();
+            auto byte = read_int<std::uint8_t>("a bitset byte");
+            for (std::size_t i = 0; i < 8; ++i) {
+                if (!(byte & (1u << i))) continue;
+                if (b * 8 + i >= n)
+                    fail_invalid_at(at, "bitset byte " + std::to_string(byte) + " (bit " + std::to_string(b * 8 + i) +
+                                            " set in a bitset of " + std::to_string(n) + " bits)");
+                out.set(b * 8 + i);
+            }
+        }
+        return out;
+    } else if constexpr (k == kind::complex) {
+        auto re = read<typename U::value_type>();
+        return U(re, read<typename U::value_type>());
     } else if constexpr (k == kind::aggregate) {
-        return read_fields<U>(std::make_index_sequence<boost::pfr::tuple_size_v<U>>{});
+        return read_fields<U>(std::make_index_sequence<detail::pfr::tuple_size_v<U>>{});
     }
 }
 

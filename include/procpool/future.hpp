@@ -6,17 +6,26 @@
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
 #include <procpool/error.hpp>
+#include <procpool/log.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <exception>
+#include <functional>
 #include <future>
+#include <iterator>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -35,6 +44,57 @@ public:
     virtual std::size_t wait_any(std::span<state_base* const> states) = 0;
     /// Removes a queued (not yet dispatched) job. Returns false when it already started or finished.
     virtual bool cancel(state_base& s) = 0;
+    /// Wakes every thread inside wait() or wait_any() of this engine (a driver blocked on its channels, the others
+    /// on the condition), so that each looks at its states again: one of them may have been completed from outside
+    /// the engine (a signal_state of a wait over several pools). Must not be called with the engine's lock held.
+    virtual void interrupt() = 0;
+};
+
+/// Told when a state completes (as_completed, wait_any over several pools). Called with the completing pool's
+/// lock held: it only records the event and wakes a thread, never calls into a pool or user code.
+class completion_listener {
+public:
+    virtual void completed(std::size_t tag) noexcept = 0;
+
+protected:
+    ~completion_listener() = default;
+};
+
+/// Done-callbacks whose state completed on this thread, run when the thread no longer holds a pool's lock
+/// (run_pending_callbacks). Per thread, so that a callback runs on the thread that completed its state.
+inline std::vector<std::function<void()>>& pending_callbacks() noexcept {
+    thread_local std::vector<std::function<void()>> v;
+    return v;
+}
+
+/// Runs one done-callback; an exception it throws is contained and logged (at log_level::info).
+inline void run_callback(std::function<void()>& f) noexcept {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        log(log_level::info, [&] { return std::string("an on_done callback threw (ignored): ") + e.what(); });
+    } catch (...) {
+        log(log_level::info, [] { return std::string("an on_done callback threw a non-standard exception (ignored)"); });
+    }
+}
+
+/// Runs the done-callbacks this thread has collected. Called where no pool lock is held: after a wait, a submit,
+/// a cancel, a shutdown, and by a driving thread after each round once it has released the pool's lock.
+inline void run_pending_callbacks() noexcept {
+    auto& pending = pending_callbacks();
+    while (!pending.empty()) {
+        std::vector<std::function<void()>> batch;
+        batch.swap(pending); // a callback may complete more states (and add to the list) while these run
+        for (auto& f : batch) run_callback(f);
+    }
+}
+
+/// Runs the pending callbacks when a waiting call returns, also by an exception.
+struct callbacks_after {
+    callbacks_after() = default;
+    callbacks_after(const callbacks_after&) = delete;
+    callbacks_after& operator=(const callbacks_after&) = delete;
+    ~callbacks_after() { run_pending_callbacks(); }
 };
 
 inline std::exception_ptr exception_from_record(const exception_record& rec) {
@@ -59,7 +119,7 @@ struct state_base {
 
     void fail(std::exception_ptr e) {
         error = std::move(e);
-        done.store(true, std::memory_order_release);
+        complete();
     }
     void deliver_payload(std::span<const std::byte> payload) {
         try {
@@ -71,8 +131,54 @@ struct state_base {
         } catch (...) {
             error = std::current_exception();
         }
-        done.store(true, std::memory_order_release);
+        complete();
     }
+
+    /// Marks the state done, tells its listeners, and hands its done-callbacks to this thread's pending list (run
+    /// once the pool's lock is released: never under it).
+    void complete() noexcept {
+        std::vector<std::function<void()>> cbs;
+        {
+            std::lock_guard lk(hooks_m_);
+            done.store(true, std::memory_order_release);
+            for (auto& [l, tag] : listeners_) l->completed(tag);
+            listeners_.clear();
+            cbs.swap(callbacks_);
+        }
+        if (cbs.empty()) return;
+        auto& pending = pending_callbacks();
+        for (auto& f : cbs) pending.push_back(std::move(f));
+    }
+    /// Tells `l` (with `tag`) when the state completes. False, and nothing registered, when it is already done.
+    bool listen(completion_listener* l, std::size_t tag) {
+        std::lock_guard lk(hooks_m_);
+        if (done.load(std::memory_order_relaxed)) return false;
+        listeners_.emplace_back(l, tag);
+        return true;
+    }
+    /// Removes `l`; once this returns, `l` is not called for this state (a completion in progress has finished).
+    void unlisten(completion_listener* l) noexcept {
+        std::lock_guard lk(hooks_m_);
+        std::erase_if(listeners_, [&](const auto& x) { return x.first == l; });
+    }
+    /// Keeps `f` to run when the state completes. False (and `f` untouched) when it is already done.
+    bool add_callback(std::function<void()>& f) {
+        std::lock_guard lk(hooks_m_);
+        if (done.load(std::memory_order_relaxed)) return false;
+        callbacks_.push_back(std::move(f));
+        return true;
+    }
+
+private:
+    std::mutex hooks_m_; // the hooks below, and the moment `done` becomes true
+    std::vector<std::pair<completion_listener*, std::size_t>> listeners_;
+    std::vector<std::function<void()>> callbacks_;
+};
+
+/// A state no job completes: what a wait over several pools hands each engine's wait(), completed (done set) by
+/// the waiter when any watched state completes.
+struct signal_state final : state_base {
+    void deliver(reader&) override {}
 };
 
 /// Reads one outcome: true + value, or false + exception record.
@@ -129,6 +235,7 @@ struct batch_state final : state_base {
 
 inline void wait_state(state_base& s, std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) {
     if (s.done.load(std::memory_order_acquire)) return;
+    callbacks_after run;
     if (auto e = s.owner.lock()) {
         e->wait(s, deadline);
         return;
@@ -138,6 +245,160 @@ inline void wait_state(state_base& s, std::optional<std::chrono::steady_clock::t
         s.fail(std::make_exception_ptr(pool_closed("procpool: the pool was destroyed before task \"" + s.task +
                                                    "\" completed")));
 }
+
+/// The states of many futures, in the order they complete: as_completed, wait_any, map's progress. Linear: each
+/// state is registered once and reports its own completion (completion_listener), so taking the next one costs
+/// the same whatever the number watched.
+///
+/// Waiting drives every pool that owns a watched state that is not done. One pool: the calling thread drives it.
+/// Several: each is driven by a thread of its own for the duration of that wait (the calling thread drives one),
+/// and when any watched state completes every driver is interrupted (engine::interrupt) and joined. No polling, no
+/// time slices: each driver blocks on its own pool's channels.
+class completion_queue final : public completion_listener {
+public:
+    completion_queue() = default;
+    completion_queue(const completion_queue&) = delete;
+    completion_queue& operator=(const completion_queue&) = delete;
+    ~completion_queue() {
+        for (auto& s : watched_)
+            if (s) s->unlisten(this);
+    }
+
+    /// Watches `s` under `tag` (a dense index: the caller's position). A state already done is queued at once;
+    /// one whose pool is gone is failed with pool_closed first.
+    void watch(std::shared_ptr<state_base> s, std::size_t tag) {
+        auto e = s->owner.lock();
+        if (!e && !s->done.load(std::memory_order_acquire)) wait_state(*s); // fails it: nothing would complete it
+        std::unique_lock lk(m_);
+        ++open_;
+        if (!e || s->done.load(std::memory_order_acquire)) {
+            ready_.push_back(tag);
+            return;
+        }
+        if (tag >= watched_.size()) {
+            watched_.resize(tag + 1);
+            engine_of_.resize(tag + 1, 0);
+        }
+        std::size_t k = 0;
+        while (k < engines_.size() && engines_[k].raw != e.get()) ++k;
+        if (k == engines_.size()) engines_.push_back(entry{e, e.get(), 0, std::make_unique<signal_state>()});
+        ++engines_[k].pending; // counted before listen(): completed() may run as soon as it is registered
+        engine_of_[tag] = k;
+        watched_[tag] = s; // kept alive while registered: the caller may drop its future meanwhile
+        lk.unlock();       // listen() takes the state's lock, which completed() holds when it takes m_
+        if (s->listen(this, tag)) return;
+        lk.lock();
+        --engines_[k].pending;
+        watched_[tag].reset();
+        ready_.push_back(tag);
+    }
+    /// Prepares for tags below `n` (saves the resizing of watch()).
+    void reserve(std::size_t n) {
+        std::lock_guard lk(m_);
+        if (n > watched_.size()) {
+            watched_.resize(n);
+            engine_of_.resize(n, 0);
+        }
+    }
+
+    /// The tag of the next completed state (each once), waiting and driving the pools until there is one; nothing
+    /// when every watched state has been taken.
+    std::optional<std::size_t> next() {
+        callbacks_after run;
+        std::unique_lock lk(m_);
+        for (;;) {
+            if (!ready_.empty()) {
+                auto tag = ready_.front();
+                ready_.pop_front();
+                if (tag < watched_.size()) watched_[tag].reset(); // completed: no longer registered with the state
+                --open_;
+                return tag;
+            }
+            if (open_ == 0) return std::nullopt;
+            std::vector<std::pair<std::shared_ptr<engine>, signal_state*>> active;
+            std::vector<std::shared_ptr<state_base>> orphans;
+            for (std::size_t k = 0; k < engines_.size(); ++k) {
+                auto& x = engines_[k];
+                if (x.pending == 0) continue;
+                x.signal->done.store(false, std::memory_order_relaxed); // under m_: completed() sets it after this
+                if (auto e = x.e.lock()) {
+                    active.emplace_back(std::move(e), x.signal.get());
+                } else { // the pool is gone without failing these (it fails every state first): fail them here
+                    for (std::size_t t = 0; t < watched_.size(); ++t)
+                        if (watched_[t] && engine_of_[t] == k) orphans.push_back(watched_[t]);
+                }
+            }
+            lk.unlock();
+            for (auto& o : orphans) wait_state(*o);
+            if (orphans.empty()) drive(active);
+            lk.lock();
+        }
+    }
+
+    /// Number of watched states not yet taken by next().
+    [[nodiscard]] std::size_t open() const {
+        std::lock_guard lk(m_);
+        return open_;
+    }
+
+    void completed(std::size_t tag) noexcept override {
+        std::lock_guard lk(m_);
+        ready_.push_back(tag);
+        --engines_[engine_of_[tag]].pending;
+        for (auto& x : engines_) x.signal->done.store(true, std::memory_order_release);
+    }
+
+private:
+    struct entry {
+        std::weak_ptr<engine> e;               // weak: waiting does not keep a pool alive
+        const engine* raw = nullptr;           // identity, for watch()
+        std::size_t pending = 0;               // watched states of this engine not yet completed
+        std::unique_ptr<signal_state> signal;  // what this engine's driver waits on: done when anything completes
+    };
+
+    /// Drives the engines in `active` until one of the watched states completes.
+    static void drive(const std::vector<std::pair<std::shared_ptr<engine>, signal_state*>>& active) {
+        if (active.size() == 1) {
+            active[0].first->wait(*active[0].second, std::nullopt);
+            return;
+        }
+        std::vector<std::exception_ptr> errors(active.size());
+        auto stop_all = [&](std::size_t except) noexcept {
+            for (auto& x : active) x.second->done.store(true, std::memory_order_release);
+            for (std::size_t k = 0; k < active.size(); ++k)
+                if (k != except) active[k].first->interrupt();
+        };
+        auto run = [&](std::size_t i) noexcept {
+            try {
+                active[i].first->wait(*active[i].second, std::nullopt);
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+            run_pending_callbacks(); // on this thread, which completed them
+            stop_all(i);
+        };
+        std::vector<std::thread> drivers;
+        drivers.reserve(active.size() - 1);
+        try {
+            for (std::size_t i = 1; i < active.size(); ++i) drivers.emplace_back(run, i);
+        } catch (...) { // no thread for one of them: stop the ones started, and report it
+            stop_all(active.size());
+            for (auto& t : drivers) t.join();
+            throw;
+        }
+        run(0);
+        for (auto& t : drivers) t.join();
+        for (auto& x : errors)
+            if (x) std::rethrow_exception(x);
+    }
+
+    mutable std::mutex m_;
+    std::deque<std::size_t> ready_;         // completed, not yet taken
+    std::vector<std::shared_ptr<state_base>> watched_; // by tag, while registered with the state
+    std::vector<std::size_t> engine_of_;    // by tag: index in engines_
+    std::vector<entry> engines_;
+    std::size_t open_ = 0;
+};
 
 } // namespace detail
 
@@ -200,11 +461,48 @@ public:
         require_state();
         if (is_ready()) return false;
         auto e = s_->owner.lock();
+        detail::callbacks_after run; // the cancelled task's own done-callbacks
         return e && e->cancel(*s_);
+    }
+
+    /// Calls `callback()` once the task is done (Python's add_done_callback); the future keeps the result.
+    ///
+    /// Where it runs: on the thread that completes the task, which is the thread driving the pool at that moment
+    /// (one waiting in get(), wait(), as_completed, map..., or calling shutdown or cancel), right after that round,
+    /// once the pool's lock is released: never with the pool's lock held, so the callback may use the pool (submit,
+    /// wait on other futures). When the task is already done, it runs at once, in the caller, before on_done
+    /// returns. Several callbacks run in the order they were added.
+    ///
+    /// An exception thrown by the callback is contained: it is logged (log_level::info, PROCPOOL_LOG=info) and
+    /// otherwise ignored; it never reaches the waiting thread or another future.
+    /// \throws std::future_error (no_state) when the future is not valid.
+    template <class F>
+        requires std::invocable<F&>
+    void on_done(F callback) & {
+        require_state();
+        std::function<void()> f(std::move(callback));
+        if (!s_->add_callback(f)) detail::run_callback(f);
+    }
+
+    /// Hands the future to `callback(future<T>)` once the task is done: the callback calls get() without waiting.
+    /// Same thread and exception rules as the other overload.
+    /// \code
+    /// std::move(f).on_done([](procpool::future<int> r) { std::printf("%d\n", r.get()); });
+    /// \endcode
+    template <class F>
+        requires std::invocable<F&, future<T>>
+    void on_done(F callback) && {
+        require_state();
+        auto st = s_;
+        // std::function needs a copyable target: the future and the callback are shared by its copies.
+        auto held = std::make_shared<std::pair<F, future<T>>>(std::move(callback), std::move(*this));
+        std::function<void()> f = [held] { held->first(std::move(held->second)); };
+        if (!st->add_callback(f)) detail::run_callback(f);
     }
 
     /// \cond INTERNAL
     [[nodiscard]] detail::state_base* state() const noexcept { return s_.get(); }
+    [[nodiscard]] std::shared_ptr<detail::state_base> shared_state() const noexcept { return s_; }
     /// \endcond
 
 private:
@@ -227,36 +525,50 @@ void wait_all(std::vector<future<T>>& fs) {
     wait_all(std::span<future<T>>(fs));
 }
 
-/// Index of a future in `fs` that is ready, waiting (and driving its pool) until one is.
+/// Index of a future in `fs` that is ready, waiting (and driving its pool) until one is. Futures of several
+/// pools (and of start_method::in_process) may be mixed: every pool that owns one is driven while this waits.
 /// Futures that are not valid are skipped; returns fs.size() when none is valid.
 template <class T>
 std::size_t wait_any(std::span<future<T>> fs) {
-    std::vector<detail::state_base*> states;
-    std::vector<std::size_t> index;
+    std::size_t valid = 0;
     for (std::size_t i = 0; i < fs.size(); ++i) {
         if (!fs[i].valid()) continue;
         if (fs[i].is_ready()) return i;
-        states.push_back(fs[i].state());
-        index.push_back(i);
+        ++valid;
     }
-    if (states.empty()) return fs.size();
-    auto e = states.front()->owner.lock();
-    if (!e) {
-        detail::wait_state(*states.front());
-        return index.front();
-    }
-    return index[e->wait_any(states)];
+    if (valid == 0) return fs.size();
+    detail::completion_queue q;
+    q.reserve(fs.size());
+    for (std::size_t i = 0; i < fs.size(); ++i)
+        if (fs[i].valid()) q.watch(fs[i].shared_state(), i);
+    return *q.next();
+}
+template <class T>
+std::size_t wait_any(std::vector<future<T>>& fs) {
+    return wait_any(std::span<future<T>>(fs));
 }
 
-/// Yields the futures of `fs` in the order they complete (each once; invalid ones are skipped).
+/// One future yielded by as_completed(...).with_index(): its position in the input, and the future itself.
+template <class T>
+struct indexed_future {
+    std::size_t index;              ///< position of the future in the span or vector given to as_completed
+    ::procpool::future<T>& future;  ///< the completed future (get() does not wait)
+};
+
+/// Yields the futures of `fs` in the order they complete (each once; invalid ones are skipped). Linear in the
+/// number of futures: each reports its own completion, so taking the next one costs the same whatever their number.
+/// Futures of several pools (and of start_method::in_process) may be mixed: every pool that owns a pending one is
+/// driven while the iteration waits, so a fast task of one pool is yielded before a slow one of another.
+/// The iterator's index() (or with_index()) says which input a future was.
 /// \code
 /// for (auto& f : procpool::as_completed(futures)) use(f.get());
+/// for (auto [i, f] : procpool::as_completed(futures).with_index()) out[i] = f.get();
 /// \endcode
 template <class T>
 class as_completed {
 public:
     /// Watches the futures of `fs`, which must outlive this range.
-    explicit as_completed(std::span<future<T>> fs) : fs_(fs), taken_(fs.size(), false) {}
+    explicit as_completed(std::span<future<T>> fs) : fs_(fs) {}
     /// Watches the futures of `fs`, which must outlive this range.
     explicit as_completed(std::vector<future<T>>& fs) : as_completed(std::span<future<T>>(fs)) {}
 
@@ -268,6 +580,8 @@ public:
         explicit iterator(as_completed* a) : a_(a) { advance(); }
         future<T>& operator*() const { return a_->fs_[i_]; }
         future<T>* operator->() const { return &a_->fs_[i_]; }
+        /// Position in the input of the future this iterator points to.
+        [[nodiscard]] std::size_t index() const noexcept { return i_; }
         iterator& operator++() {
             advance();
             return *this;
@@ -277,39 +591,68 @@ public:
 
     private:
         void advance() {
-            std::vector<future<T>> dummy;
-            std::vector<std::size_t> open;
-            for (std::size_t k = 0; k < a_->fs_.size(); ++k)
-                if (!a_->taken_[k] && a_->fs_[k].valid()) open.push_back(k);
-            if (open.empty()) {
-                a_ = nullptr;
-                return;
-            }
-            std::size_t pick = open.size();
-            for (std::size_t k = 0; k < open.size() && pick == open.size(); ++k)
-                if (a_->fs_[open[k]].is_ready()) pick = k;
-            if (pick == open.size()) {
-                std::vector<detail::state_base*> states;
-                for (auto k : open) states.push_back(a_->fs_[k].state());
-                auto e = states.front()->owner.lock();
-                if (e) pick = e->wait_any(states);
-                else pick = 0;
-            }
-            i_ = open[pick];
-            a_->taken_[i_] = true;
+            auto next = a_->queue().next();
+            if (!next) a_ = nullptr;
+            else i_ = *next;
         }
         as_completed* a_ = nullptr;
         std::size_t i_ = 0;
     };
 
-    /// Waits for the first future to complete (advancing waits for the next).
+    /// The same order, each as an indexed_future {index, future}.
+    class indexed {
+    public:
+        class iterator {
+        public:
+            using value_type = indexed_future<T>;
+            using difference_type = std::ptrdiff_t;
+            iterator() = default;
+            explicit iterator(typename as_completed::iterator it) : it_(it) {}
+            indexed_future<T> operator*() const { return {it_.index(), *it_}; }
+            iterator& operator++() {
+                ++it_;
+                return *this;
+            }
+            void operator++(int) { ++it_; }
+            bool operator==(std::default_sentinel_t s) const { return it_ == s; }
+
+        private:
+            typename as_completed::iterator it_;
+        };
+        iterator begin() { return iterator(target().begin()); }
+        std::default_sentinel_t end() { return {}; }
+
+    private:
+        friend class as_completed;
+        explicit indexed(as_completed* a) : a_(a) {}
+        explicit indexed(as_completed&& a) : owned_(std::move(a)) {}
+        as_completed& target() { return owned_ ? *owned_ : *a_; }
+        as_completed* a_ = nullptr;
+        std::optional<as_completed> owned_; // with_index() on a temporary: a range-for keeps only this object alive
+    };
+
+    /// Begins the iteration: starts watching the futures (once; a second begin() continues where the first is).
     iterator begin() { return iterator(this); }
     /// The end: every valid future has been yielded.
     std::default_sentinel_t end() { return {}; }
+    /// The iteration as {index, future} pairs: `for (auto [i, f] : as_completed(fs).with_index())`.
+    [[nodiscard]] indexed with_index() & { return indexed(this); }
+    /// On a temporary, as in a range-for: the result takes it over (a range-for keeps only its range alive).
+    [[nodiscard]] indexed with_index() && { return indexed(std::move(*this)); }
 
 private:
+    detail::completion_queue& queue() {
+        if (!q_) {
+            q_ = std::make_unique<detail::completion_queue>();
+            q_->reserve(fs_.size());
+            for (std::size_t i = 0; i < fs_.size(); ++i)
+                if (fs_[i].valid()) q_->watch(fs_[i].shared_state(), i);
+        }
+        return *q_;
+    }
+
     std::span<future<T>> fs_;
-    std::vector<bool> taken_;
+    std::unique_ptr<detail::completion_queue> q_;
 };
 
 /// Deduces T from a vector of futures.

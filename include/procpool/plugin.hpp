@@ -150,8 +150,8 @@ struct declared_task;
 /// A declared task with result R and parameters A... (made by PROCPOOL_DECLARE_TASK).
 template <class R, class... A, detail::fixed_string Name>
 struct declared_task<R(A...), Name> {
-    /// The registered signature: parameters without const and references.
-    using wire_signature = R (*)(std::remove_cvref_t<A>...);
+    /// The registered signature: parameters as they cross the wire (without const and references).
+    using wire_signature = R (*)(detail::wire_param_t<A>...);
     /// The registered name.
     static constexpr std::string_view name = Name.view();
 };

@@ -13,6 +13,7 @@
 #include <procpool/platform/platform.hpp>
 #include <procpool/plugin.hpp>
 #include <procpool/detail/wire.hpp>
+#include <procpool/progress.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 
@@ -38,9 +39,17 @@ namespace detail {
 template <auto V>
 inline constexpr bool dependent_false_value = false;
 
+/// A vector parameter (also what a span<const T> parameter travels as) takes any contiguous range of its elements
+/// (a span, an array, a vector): encoded as the vector would be, without building one.
+template <class P, class A>
+inline constexpr bool range_for_vector = false;
+template <class T, class A>
+inline constexpr bool range_for_vector<std::vector<T>, A> =
+    !std::is_convertible_v<A, std::vector<T>> && std::is_convertible_v<A, std::span<const T>>;
+
 template <class P, class A>
 consteval bool check_argument() {
-    constexpr bool ok = std::is_convertible_v<A, P>;
+    constexpr bool ok = std::is_convertible_v<A, P> || range_for_vector<P, A>;
     static_assert(ok, "procpool: an argument cannot be converted to the task's parameter type (the compiler's note "
                       "names both types). Pass a value of the parameter's type. ");
     return ok;
@@ -129,7 +138,13 @@ inline constexpr std::size_t lend_min_bytes = 256 * 1024;
 /// (not a conversion, which would be a temporary) is not copied: its count goes in, its bytes are lent.
 template <class P, class A>
 void write_as(writer& w, [[maybe_unused]] std::vector<lent_run>* lent, A&& a) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
+    if constexpr (range_for_vector<P, A>) {
+        std::span<const typename P::value_type> items(a);
+        w.write(static_cast<std::uint64_t>(items.size())); // the layout of the vector: count, then the elements
+        if constexpr (memcpy_sequence<typename P::value_type>) w.write_bytes(items.data(), items.size_bytes());
+        else
+            for (const auto& e : items) w.write(e);
+    } else if constexpr (std::is_same_v<std::remove_cvref_t<A>, P>) {
         if constexpr (contiguous_codec<P>) {
             if (lent && contents_bytes(a) >= lend_min_bytes) {
                 w.write(static_cast<std::uint64_t>(a.size()));
@@ -190,6 +205,30 @@ template <auto Task, class... Args>
 template <class R>
 class unordered_results;
 
+/// The outcome of one item of map_outcomes: its position in the input, and its value or the exception it ended
+/// with (the task's own, or worker_died / task_timeout / pool_closed for the chunk that carried it).
+template <class R>
+struct item_outcome {
+    std::size_t index = 0;                          ///< position of the item in the input range
+    std::optional<detail::stored_t<R>> value;       ///< the result when the item succeeded (void tasks: an empty tag)
+    std::exception_ptr error;                       ///< the failure otherwise
+    /// Whether the item succeeded.
+    [[nodiscard]] bool ok() const noexcept { return !error; }
+    /// The value. \throws the item's exception when it failed.
+    decltype(auto) get() & {
+        if (error) std::rethrow_exception(error);
+        if constexpr (!std::is_void_v<R>) return (*value);
+    }
+};
+
+/// Options of map and map_unordered: `pool.map<f>(xs, {.chunksize = 100, .on_progress = procpool::progress_bar()})`.
+struct map_options {
+    /// Elements per chunk (one message to a worker); 0: about four chunks per worker, at most 16384 elements each.
+    std::size_t chunksize = 0;
+    /// Told (done, total) items as chunks complete, on the waiting thread; see progress_callback and progress_bar().
+    progress_callback on_progress{};
+};
+
 /// A pool of worker processes that run registered tasks.
 ///
 /// Thread-safe. No background thread: waiting on a future (or map, shutdown...) drives the pool.
@@ -238,12 +277,31 @@ public:
     /// per worker, at most 16384 elements each), each as soon as it is encoded: an element that cannot be encoded
     /// throws, and the chunks before it still run. \throws the first failure in input order, after every chunk ran.
     template <auto Task, std::ranges::input_range Range>
-    auto map(Range&& inputs, std::size_t chunksize = 0);
+    auto map(Range&& inputs, std::size_t chunksize = 0) {
+        return map<Task>(std::forward<Range>(inputs), map_options{.chunksize = chunksize, .on_progress = {}});
+    }
+    /// map with options: a chunk size and a progress callback (map_options).
+    template <auto Task, std::ranges::input_range Range>
+    auto map(Range&& inputs, const map_options& options);
+
+    /// Like map, but never throws for a failed item: returns one item_outcome per input element, in input order,
+    /// each with its index and its value or its error, so that one bad item loses nothing else. A failure of a
+    /// whole chunk (its worker died or hit a timeout: a per-task timeout applies to a chunk in map, see
+    /// pool_options::task_timeout) is the error of each item of that chunk; `chunksize = 1` makes it per item.
+    template <auto Task, std::ranges::input_range Range>
+    [[nodiscard]] std::vector<item_outcome<typename detail::checked_task_result<Task>::type>>
+    map_outcomes(Range&& inputs, const map_options& options = {});
 
     /// Like map, but yields results as chunks complete (an input range that drives the pool as it advances).
     template <auto Task, std::ranges::input_range Range>
     [[nodiscard]] unordered_results<typename detail::checked_task_result<Task>::type>
-    map_unordered(Range&& inputs, std::size_t chunksize = 0);
+    map_unordered(Range&& inputs, std::size_t chunksize = 0) {
+        return map_unordered<Task>(std::forward<Range>(inputs), map_options{.chunksize = chunksize, .on_progress = {}});
+    }
+    /// map_unordered with options; the progress callback is called as the iteration takes each chunk.
+    template <auto Task, std::ranges::input_range Range>
+    [[nodiscard]] unordered_results<typename detail::checked_task_result<Task>::type>
+    map_unordered(Range&& inputs, const map_options& options);
 
     /// Stops accepting tasks and retires the workers; see shutdown_mode. Idempotent.
     void shutdown(shutdown_mode mode = shutdown_mode::wait);
@@ -280,6 +338,7 @@ private:
     }
     void enqueue(detail::job j) {
         check_owner();
+        detail::callbacks_after run; // states a dispatch completed (a send to a dead worker...)
         if (proc_) proc_->submit(std::move(j));
         else inl_->submit(std::move(j));
     }
@@ -327,23 +386,27 @@ public:
     std::default_sentinel_t end() { return {}; }
 
     /// \cond INTERNAL
-    explicit unordered_results(std::vector<std::shared_ptr<detail::batch_state<R>>> chunks)
-        : chunks_(std::move(chunks)) {}
+    explicit unordered_results(std::vector<std::shared_ptr<detail::batch_state<R>>> chunks,
+                               progress_callback on_progress = {})
+        : chunks_(std::move(chunks)), on_progress_(std::move(on_progress)) {
+        for (auto& c : chunks_) total_ += c->values.size();
+    }
     /// \endcond
 
 private:
     bool next() {
         while (pending_.empty()) {
-            if (chunks_.empty()) return false;
-            std::vector<detail::state_base*> states;
-            for (auto& c : chunks_) states.push_back(c.get());
-            std::size_t i = 0;
-            auto ready = std::find_if(chunks_.begin(), chunks_.end(), [](auto& c) { return c->done.load(); });
-            if (ready != chunks_.end()) i = static_cast<std::size_t>(ready - chunks_.begin());
-            else if (auto e = chunks_.front()->owner.lock()) i = e->wait_any(states);
-            else detail::wait_state(*chunks_.front());
-            auto c = chunks_[i];
-            chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(i));
+            if (!queue_) {
+                queue_ = std::make_unique<detail::completion_queue>();
+                queue_->reserve(chunks_.size());
+                for (std::size_t i = 0; i < chunks_.size(); ++i) queue_->watch(chunks_[i], i);
+                if (on_progress_) on_progress_(0, total_);
+            }
+            auto i = queue_->next();
+            if (!i) return false;
+            auto c = std::move(chunks_[*i]);
+            done_ += c->values.size();
+            if (on_progress_) on_progress_(done_, total_);
             if (c->error) std::rethrow_exception(c->error);
             for (std::size_t k = 0; k < c->values.size(); ++k) {
                 if (!c->errors.empty() && c->errors[k]) pending_.emplace_back(c->errors[k]);
@@ -357,7 +420,10 @@ private:
         return true;
     }
 
-    std::vector<std::shared_ptr<detail::batch_state<R>>> chunks_;
+    std::vector<std::shared_ptr<detail::batch_state<R>>> chunks_; // by input order; null once taken
+    std::unique_ptr<detail::completion_queue> queue_;             // the chunks in completion order
+    progress_callback on_progress_;
+    std::size_t total_ = 0, done_ = 0;
     std::deque<std::variant<R, std::exception_ptr>> pending_;
     std::optional<R> current_;
 };
@@ -403,6 +469,7 @@ inline void pool::check_owner() const {
 
 inline void pool::shutdown(shutdown_mode mode) {
     check_owner();
+    detail::callbacks_after run; // the done-callbacks of the tasks shutdown completed or cancelled
     if (proc_) proc_->shutdown(mode == shutdown_mode::cancel_pending);
     else inl_->shutdown();
 }
@@ -518,12 +585,32 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
     }
 }
 
+namespace detail {
+/// Waits for every chunk; with `on_progress`, in completion order, telling it the items done after each.
+template <class R>
+void wait_chunks(const std::vector<std::shared_ptr<batch_state<R>>>& chunks, const progress_callback& on_progress) {
+    if (!on_progress) {
+        for (auto& c : chunks) wait_state(*c);
+        return;
+    }
+    std::size_t total = 0, done = 0;
+    for (auto& c : chunks) total += c->values.size();
+    completion_queue q;
+    q.reserve(chunks.size());
+    for (std::size_t i = 0; i < chunks.size(); ++i) q.watch(chunks[i], i);
+    on_progress(0, total);
+    while (auto i = q.next()) {
+        done += chunks[*i]->values.size();
+        on_progress(done, total);
+    }
+}
+} // namespace detail
+
 template <auto Task, std::ranges::input_range Range>
-auto pool::map(Range&& inputs, std::size_t chunksize) {
+auto pool::map(Range&& inputs, const map_options& options) {
     using R = typename detail::checked_task_result<Task>::type;
-    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), chunksize);
-    std::exception_ptr first_error;
-    for (auto& c : chunks) detail::wait_state(*c);
+    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize);
+    detail::wait_chunks(chunks, options.on_progress);
     if constexpr (std::is_void_v<R>) {
         for (auto& c : chunks) {
             if (c->error) std::rethrow_exception(c->error);
@@ -547,9 +634,33 @@ auto pool::map(Range&& inputs, std::size_t chunksize) {
 }
 
 template <auto Task, std::ranges::input_range Range>
+std::vector<item_outcome<typename detail::checked_task_result<Task>::type>>
+pool::map_outcomes(Range&& inputs, const map_options& options) {
+    using R = task_result_t<Task>;
+    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize);
+    detail::wait_chunks(chunks, options.on_progress);
+    std::vector<item_outcome<R>> out;
+    std::size_t total = 0;
+    for (auto& c : chunks) total += c->values.size();
+    out.reserve(total);
+    for (auto& c : chunks) {
+        for (std::size_t i = 0; i < c->values.size(); ++i) {
+            item_outcome<R> o;
+            o.index = c->first_index + i;
+            if (c->error) o.error = c->error;
+            else if (!c->errors.empty() && c->errors[i]) o.error = c->errors[i];
+            else o.value = std::move(c->values[i]);
+            out.push_back(std::move(o));
+        }
+    }
+    return out;
+}
+
+template <auto Task, std::ranges::input_range Range>
 unordered_results<typename detail::checked_task_result<Task>::type> pool::map_unordered(Range&& inputs,
-                                                                                       std::size_t chunksize) {
-    return unordered_results<task_result_t<Task>>(submit_chunks<Task>(std::forward<Range>(inputs), chunksize));
+                                                                                       const map_options& options) {
+    return unordered_results<task_result_t<Task>>(submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize),
+                                                  options.on_progress);
 }
 
 PROCPOOL_END_NAMESPACE

@@ -13,6 +13,7 @@
 #include <procpool/per_process.hpp>
 #include <procpool/plugin.hpp>
 #include <procpool/pool.hpp>
+#include <procpool/progress.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -45,6 +46,29 @@ namespace detail {
 template <class... T>
 struct type_list {};
 
+/// What a parameter of type P is on the wire, and decoded as in the worker: the type without const and references,
+/// except that a `std::span<const T>` parameter (an argument only) travels as, and is decoded into, a
+/// `std::vector<T>` that the task's span views for the duration of the call.
+template <class P>
+struct wire_param {
+    using type = std::remove_cvref_t<P>;
+};
+template <class T>
+struct wire_param<std::span<const T, std::dynamic_extent>> {
+    using type = std::vector<T>;
+};
+template <class T>
+struct wire_param<const std::span<const T, std::dynamic_extent>> : wire_param<std::span<const T, std::dynamic_extent>> {};
+template <class T>
+struct wire_param<const std::span<const T, std::dynamic_extent>&> : wire_param<std::span<const T, std::dynamic_extent>> {};
+template <class P>
+using wire_param_t = typename wire_param<P>::type;
+
+template <class T>
+inline constexpr bool is_span = false;
+template <class T, std::size_t N>
+inline constexpr bool is_span<std::span<T, N>> = true;
+
 template <class F>
 struct fn_sig {
     static constexpr bool is_function = false;
@@ -54,9 +78,9 @@ struct fn_sig<R (*)(A...)> {
     static constexpr bool is_function = true;
     using result = R;
     using params = type_list<A...>;
-    using decayed_args = std::tuple<std::remove_cvref_t<A>...>;
+    using decayed_args = std::tuple<wire_param_t<A>...>;
     /// The signature as it crosses the boundary: what by-name calls and declarations are checked against.
-    using wire_signature = R (*)(std::remove_cvref_t<A>...);
+    using wire_signature = R (*)(wire_param_t<A>...);
     static constexpr std::size_t arity = sizeof...(A);
 };
 template <class R, class... A>
@@ -69,7 +93,17 @@ consteval bool check_task_param() {
     static_assert(not_out, "procpool: a task parameter cannot be a non-const reference: the worker's changes would "
                            "never reach the caller. Take the parameter by value or const reference, and return "
                            "what the caller needs. ");
-    return not_out && check_serializable<std::remove_cvref_t<P>>();
+    using V = std::remove_cvref_t<P>;
+    if constexpr (is_span<V>) {
+        constexpr bool ok = std::is_const_v<typename V::element_type> && V::extent == std::dynamic_extent;
+        static_assert(ok, "procpool: a span parameter must be std::span<const T> (dynamic extent): the worker decodes "
+                          "the argument into storage of its own that the span views, and changes to it would never "
+                          "reach the caller. Take std::span<const T>, or a std::vector<T>. ");
+        if constexpr (ok) return not_out && check_serializable<wire_param_t<P>>();
+        else return false;
+    } else {
+        return not_out && check_serializable<V>();
+    }
 }
 
 template <class R>
@@ -176,7 +210,7 @@ void release_kept_arg() noexcept {
 
 template <auto Task, std::size_t I, class P>
 auto read_arg(reader& in) {
-    using V = std::remove_cvref_t<P>;
+    using V = wire_param_t<P>; // a span<const T> parameter: the vector it views, alive for the call
     if constexpr (keepable_param<P>) {
         using kb = kept_buffer<Task, I, V>;
         auto& k = kept_args::instance();

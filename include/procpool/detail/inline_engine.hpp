@@ -75,6 +75,7 @@ public:
         return 0;
     }
     bool cancel(state_base&) override { return false; }
+    void interrupt() override {} // nothing waits in here: a job is done when submit returns
 
     void shutdown() {
         std::lock_guard lk(m_);

@@ -164,6 +164,12 @@ public:
         }
     }
 
+    void interrupt() override {
+        std::lock_guard lk(m_);
+        cv_.notify_all();
+        if (driving_ && wake_w_ >= 0) wake();
+    }
+
     bool cancel(state_base& s) override {
         std::lock_guard lk(m_);
         auto it = std::find_if(queue_.begin(), queue_.end(), [&](const job& j) { return j.state.get() == &s; });
@@ -403,6 +409,11 @@ private:
         // Report without the driver role: a callback that waits on a future or shuts the pool down drives it.
         guard.release();
         report_losses(lk);
+        if (!pending_callbacks().empty()) { // done-callbacks of states this round completed: never under the lock
+            lk.unlock();
+            run_pending_callbacks();
+            lk.lock();
+        }
     }
 
     /// Runs on_worker_lost for the deaths seen so far, without the lock (the callback may use the pool). One

@@ -273,6 +273,9 @@ inline void kill_process(pid_type pid) noexcept {
     if (pid > 0) ::kill(static_cast<pid_t>(pid), SIGKILL);
 }
 
+/// Whether the process's standard error is a terminal (a progress bar draws only then).
+inline bool stderr_is_terminal() noexcept { return ::isatty(2) == 1; }
+
 inline void sleep_for_ms(int ms) noexcept {
     timespec ts{ms / 1000, (ms % 1000) * 1000000L};
     while (::nanosleep(&ts, &ts) < 0 && errno == EINTR) {

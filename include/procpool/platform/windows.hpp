@@ -532,6 +532,12 @@ inline void kill_process(pid_type pid) noexcept {
 
 inline void sleep_for_ms(int ms) noexcept { ::Sleep(static_cast<DWORD>(ms)); }
 
+/// Whether the process's standard error is a console (a progress bar draws only then).
+inline bool stderr_is_terminal() noexcept {
+    DWORD mode = 0;
+    return ::GetConsoleMode(::GetStdHandle(STD_ERROR_HANDLE), &mode) != 0;
+}
+
 /// Reaps a child that closed its channel: waits up to `grace_ms` for it to exit by itself, then kills it.
 inline exit_status reap_or_kill(pid_type pid, int grace_ms) noexcept {
     HANDLE h = detail_win::process_handle(pid);

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/adapters/cereal.hpp: optional. Types that already serialize with cereal (a `serialize` member, or
+// `save`/`load` members) cross the process boundary through it, unchanged.
+#ifndef PROCPOOL_ADAPTERS_CEREAL_HPP
+#define PROCPOOL_ADAPTERS_CEREAL_HPP
+
+#include <procpool/codec.hpp>
+#include <procpool/config.hpp>
+#include <procpool/error.hpp>
+
+#if !__has_include(<cereal/archives/portable_binary.hpp>)
+#error "procpool: procpool/adapters/cereal.hpp needs cereal (<cereal/archives/portable_binary.hpp>; Debian: libcereal-dev). Install it or add its include directory, or do not include this adapter."
+#endif
+#include <cereal/archives/portable_binary.hpp>
+
+#include <concepts>
+#include <sstream>
+#include <string>
+#include <type_traits>
+
+PROCPOOL_BEGIN_NAMESPACE
+
+/// A class that cereal serializes through its own members: `template <class A> void serialize(A&)`, or the
+/// `save`/`load` pair (public, or private with `friend class cereal::access`), versioned or not. Including this
+/// header makes every such type `serializable`: it is encoded with cereal's PortableBinaryArchive (little-endian on
+/// every platform) and sent as a u64 length and those bytes. Include it wherever the type is sent or received (the
+/// header that defines the type is the safest place), so that every translation unit encodes it the same way.
+/// The type must be default-constructible (cereal loads into an existing object).
+template <class T>
+concept cereal_member_serializable =
+    std::is_class_v<T> && std::is_default_constructible_v<T> &&
+    (cereal::traits::has_member_serialize<T, cereal::PortableBinaryOutputArchive>::value ||
+     cereal::traits::has_member_versioned_serialize<T, cereal::PortableBinaryOutputArchive>::value ||
+     (cereal::traits::has_member_save<T, cereal::PortableBinaryOutputArchive>::value &&
+      cereal::traits::has_member_load<T, cereal::PortableBinaryInputArchive>::value) ||
+     (cereal::traits::has_member_versioned_save<T, cereal::PortableBinaryOutputArchive>::value &&
+      cereal::traits::has_member_versioned_load<T, cereal::PortableBinaryInputArchive>::value));
+
+/// Encodes a cereal-serializable value (found by argument-dependent lookup through `writer`).
+template <cereal_member_serializable T>
+void procpool_encode(writer& w, const T& v) {
+    std::ostringstream os(std::ios::binary);
+    {
+        cereal::PortableBinaryOutputArchive ar(os);
+        ar(v);
+    } // the archive flushes when it ends
+    w.write(os.str());
+}
+
+/// Decodes a cereal-serializable value. \throws protocol_error when cereal rejects the bytes (truncated or corrupt).
+template <cereal_member_serializable T>
+T procpool_decode(reader& r, type_tag<T>) {
+    const auto at = r.offset();
+    auto bytes = r.read<std::string>();
+    std::istringstream is(std::move(bytes), std::ios::binary);
+    T v{};
+    try {
+        cereal::PortableBinaryInputArchive ar(is);
+        ar(v);
+    } catch (const cereal::Exception& e) {
+        throw protocol_error(std::string("procpool: corrupt value: cereal could not decode the value at byte offset ") +
+                                 std::to_string(at) + ": " + e.what(),
+                             at);
+    }
+    return v;
+}
+
+PROCPOOL_END_NAMESPACE
+
+#endif // PROCPOOL_ADAPTERS_CEREAL_HPP
