@@ -4,8 +4,8 @@
 // for the signature the callers use. A third platform provides platform/<os>/… with the same names, includes
 // them from platform/<os>.hpp, and is picked below; these checks then say what it lacks.
 //
-// Where each mechanism lives: platform/posix/<mechanism>.hpp and platform/windows/<mechanism>.hpp (pid, clock, env,
-// channel, process, spawn, lifetime, shm, library; POSIX adds fork and fd_passing, Windows win32, errors and utf8).
+// Where each mechanism lives: platform/posix/<mechanism>.hpp and platform/windows/<mechanism>.hpp (errors, pid,
+// clock, env, channel, process, spawn, lifetime, shm, library; POSIX adds fork and fd_passing, Windows win32 and utf8).
 // Shared types: platform/types.hpp. Memory hints: platform/memory.hpp (one file with its own fallbacks; the codec
 // includes it alone).
 //
@@ -13,6 +13,8 @@
 // close_handle ignores it. A pid_type names a child this process started (or this process). Functions marked
 // noexcept below must be noexcept: the callers use them in destructors, in forked children and in the worker's
 // exit paths. Timeouts are in milliseconds, -1 meaning forever. Blocking calls resume after signals (EINTR).
+// Both layers also have try_reap, sleep_for_ms, set_cloexec and flush_stdio, which only the layer itself uses: a new
+// platform need not provide them.
 #ifndef PROCPOOL_PLATFORM_PLATFORM_HPP
 #define PROCPOOL_PLATFORM_PLATFORM_HPP
 
