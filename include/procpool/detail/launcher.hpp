@@ -127,6 +127,7 @@ public:
     /// than 5 s after that: the status is then unknown, never a hang).
     platform::exit_status collect(platform::pid_type pid, bool from_template) {
         if (!from_template) return platform::reap_or_kill(pid, 2000);
+#if PROCPOOL_POSIX // (only POSIX has a template)
         auto deadline = platform::now_ms() + 2000;
         bool killed = false;
         while (template_fd_ != platform::invalid_handle) {
@@ -153,6 +154,7 @@ public:
                 for (auto& e : events) queued_.push_back(std::move(e)); // for the engine's next read()
             }
         }
+#endif
         return platform::exit_status{};
     }
 
