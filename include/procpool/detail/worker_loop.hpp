@@ -492,7 +492,9 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 ch.job_started();
                 // A streamed frame's reader pulls the rest from the channel (large arguments land in place).
                 auto r = ch.streaming() ? reader(payload, ch) : reader(payload);
-                auto [id, name] = read_job_head(r);
+                auto head = read_job_head(r); // (no structured binding: clang 14 cannot capture one)
+                const auto id = head.id;
+                const auto& name = head.task;
                 if (!run_job(
                         registry::instance().find(name), name, [&](writer& w) { w.write(id); },
                         [&](auto&& call) { call(r, out); }, frame_type::result))
@@ -502,7 +504,9 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             case frame_type::batch: {
                 ch.job_started();
                 reader r(payload);
-                auto [id, name] = read_job_head(r);
+                auto head = read_job_head(r); // (no structured binding: clang 14 cannot capture one)
+                const auto id = head.id;
+                const auto& name = head.task;
                 batch_items items(r);
                 if (!run_job(
                         registry::instance().find(name), name, // looked up once per chunk
