@@ -137,42 +137,62 @@ struct state_base {
     /// Marks the state done, tells its listeners, and hands its done-callbacks to this thread's pending list (run
     /// once the pool's lock is released: never under it).
     void complete() noexcept {
-        std::vector<std::function<void()>> cbs;
+        std::unique_ptr<hook_list> h;
         {
-            std::lock_guard lk(hooks_m_);
+            std::lock_guard lk(hooks_lock_);
             done.store(true, std::memory_order_release);
-            for (auto& [l, tag] : listeners_) l->completed(tag);
-            listeners_.clear();
-            cbs.swap(callbacks_);
+            h = std::move(hooks_);
+            if (h)
+                for (auto& [l, tag] : h->listeners) l->completed(tag);
         }
-        if (cbs.empty()) return;
+        if (!h || h->callbacks.empty()) return;
         auto& pending = pending_callbacks();
-        for (auto& f : cbs) pending.push_back(std::move(f));
+        for (auto& f : h->callbacks) pending.push_back(std::move(f));
     }
     /// Tells `l` (with `tag`) when the state completes. False, and nothing registered, when it is already done.
     bool listen(completion_listener* l, std::size_t tag) {
-        std::lock_guard lk(hooks_m_);
+        std::lock_guard lk(hooks_lock_);
         if (done.load(std::memory_order_relaxed)) return false;
-        listeners_.emplace_back(l, tag);
+        hooks().listeners.emplace_back(l, tag);
         return true;
     }
     /// Removes `l`; once this returns, `l` is not called for this state (a completion in progress has finished).
     void unlisten(completion_listener* l) noexcept {
-        std::lock_guard lk(hooks_m_);
-        std::erase_if(listeners_, [&](const auto& x) { return x.first == l; });
+        std::lock_guard lk(hooks_lock_);
+        if (hooks_) std::erase_if(hooks_->listeners, [&](const auto& x) { return x.first == l; });
     }
     /// Keeps `f` to run when the state completes. False (and `f` untouched) when it is already done.
     bool add_callback(std::function<void()>& f) {
-        std::lock_guard lk(hooks_m_);
+        std::lock_guard lk(hooks_lock_);
         if (done.load(std::memory_order_relaxed)) return false;
-        callbacks_.push_back(std::move(f));
+        hooks().callbacks.push_back(std::move(f));
         return true;
     }
 
 private:
-    std::mutex hooks_m_; // the hooks below, and the moment `done` becomes true
-    std::vector<std::pair<completion_listener*, std::size_t>> listeners_;
-    std::vector<std::function<void()>> callbacks_;
+    struct hook_list {
+        std::vector<std::pair<completion_listener*, std::size_t>> listeners;
+        std::vector<std::function<void()>> callbacks;
+    };
+    /// A lock of one byte: every queued task has a state, and few are ever watched, so no std::mutex (40 bytes)
+    /// per state. Held for a few instructions (a push, or telling the listeners), never while waiting.
+    class tiny_lock {
+    public:
+        void lock() noexcept {
+            while (locked_.exchange(true, std::memory_order_acquire))
+                while (locked_.load(std::memory_order_relaxed)) std::this_thread::yield();
+        }
+        void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+    private:
+        std::atomic<bool> locked_{false};
+    };
+    hook_list& hooks() {
+        if (!hooks_) hooks_ = std::make_unique<hook_list>();
+        return *hooks_;
+    }
+    tiny_lock hooks_lock_;             // the hooks, and the moment `done` becomes true
+    std::unique_ptr<hook_list> hooks_; // allocated by the first listener or callback
 };
 
 /// A state no job completes: what a wait over several pools hands each engine's wait(), completed (done set) by
