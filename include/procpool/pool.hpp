@@ -500,9 +500,7 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
         detail::reserve_large(j.frame, bytes);     // else the same size, so that this frame can be taken next time
     }
     detail::begin_frame(j.frame);
-    writer w(j.frame);
-    w.write(st->id);
-    w.write(st->task);
+    detail::write_job_head(j.frame, st->id, st->task);
     detail::encode_call<Task>(j.frame, lend ? &j.lent : nullptr, std::forward<Args>(args)...);
     detail::finish_frame(j.frame, detail::frame_type::task, detail::lent_bytes(j.lent));
     enqueue(std::move(j));
@@ -520,9 +518,8 @@ future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
     st->task = std::string(name);
     detail::job j{st, {}, 0, {}, capture_contexts()};
     detail::begin_frame(j.frame);
+    detail::write_job_head(j.frame, st->id, st->task);
     writer w(j.frame);
-    w.write(st->id);
-    w.write(st->task);
     (w.write(args), ...);
     detail::finish_frame(j.frame, detail::frame_type::task);
     enqueue(std::move(j));
@@ -565,17 +562,13 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
             detail::job j{st, {}, 0, {}, capture_contexts()};
             detail::begin_frame(j.frame);
             j.frame.reserve(64 + st->task.size() + n * 16);
-            writer w(j.frame);
-            w.write(st->id);
-            w.write(st->task);
-            w.write(static_cast<std::uint64_t>(n));
+            detail::write_job_head(j.frame, st->id, st->task);
+            writer(j.frame).write(static_cast<std::uint64_t>(n));
             for (std::size_t k = 0; k < n; ++k, ++it) {
-                auto at = j.frame.size();
-                w.write(std::uint64_t{0}); // the length, known once the item is encoded
+                const auto at = detail::reserve_item_length(j.frame); // known once the item is encoded
                 decltype(auto) e = *it;
                 detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
-                auto len = static_cast<std::uint64_t>(j.frame.size() - at - 8);
-                for (std::size_t b = 0; b < 8; ++b) j.frame[at + b] = static_cast<std::byte>((len >> (8 * b)) & 0xff);
+                detail::finish_item(j.frame, at);
             }
             detail::finish_frame(j.frame, detail::frame_type::batch);
             enqueue(std::move(j));

@@ -14,6 +14,7 @@
 #include <procpool/plugin.hpp>
 #include <procpool/pool.hpp>
 #include <procpool/progress.hpp>
+#include <procpool/protocol.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 
