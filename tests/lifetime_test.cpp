@@ -369,6 +369,13 @@ int tasks_of_user(uid_t uid) {
     return n;
 }
 
+/// Whether this test process can limit a user's processes: it must be root, to switch to an unprivileged user.
+bool can_limit_processes() {
+    if (::getuid() == 0) return true;
+    WARN("needs root to switch to an unprivileged user whose processes can be limited");
+    return false;
+}
+
 /// In a child: becomes an unprivileged user (root ignores RLIMIT_NPROC) and limits it to `extra` more processes.
 bool limit_processes(int extra) {
     const uid_t nobody = 65534;
@@ -384,10 +391,7 @@ bool limit_processes(int extra) {
 
 TEST_CASE("recycling under a process limit: the retired worker is reaped before its replacement starts",
           "[lifetime][limits][posix]") {
-    if (::getuid() != 0) {
-        WARN("needs root to switch to an unprivileged user whose processes can be limited");
-        return;
-    }
+    if (!can_limit_processes()) return;
     auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     auto r = run_in_child([&](int out) {
@@ -413,10 +417,7 @@ TEST_CASE("recycling under a process limit: the retired worker is reaped before 
 }
 
 TEST_CASE("a process limit at construction: start_error naming the system's refusal", "[lifetime][limits][posix]") {
-    if (::getuid() != 0) {
-        WARN("needs root to switch to an unprivileged user whose processes can be limited");
-        return;
-    }
+    if (!can_limit_processes()) return;
     auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     auto r = run_in_child([&](int out) {
