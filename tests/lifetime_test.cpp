@@ -440,6 +440,12 @@ TEST_CASE("a process limit at construction: start_error naming the system's refu
 
 TEST_CASE("a descriptor limit at construction: start_error with the real errno, never 'errno 0'",
           "[lifetime][limits][posix]") {
+    if (PPT_ASAN) {
+        // Starved of descriptors, the sanitizers' own runtime fails (UBSan reports bogus vptr errors and exits 1),
+        // whatever the library does: the gcc and clang stages run this case.
+        WARN("not run under the sanitizers: their runtime needs descriptors of its own");
+        return;
+    }
     auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     int failures = 0, successes = 0;
@@ -469,7 +475,7 @@ TEST_CASE("a descriptor limit at construction: start_error with the real errno, 
                 return fail(out, std::string("not a start_error: ") + e.what());
             }
         });
-        INFO("descriptors to spare: " << extra << ": " << r.text);
+        INFO("descriptors to spare: " << extra << ", exit code " << r.code << ": " << r.text);
         CHECK((r.code == 0 || r.code == 2));
         if (r.code == 2) {
             ++failures;

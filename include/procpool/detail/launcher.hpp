@@ -158,8 +158,15 @@ public:
         return platform::exit_status{};
     }
 
-    /// Ends the template (its workers die with it) and closes what the launcher holds.
+    /// Ends the template (its workers die with it) and closes what the launcher holds, the descriptors of workers
+    /// reported but not yet taken by read() among them.
     void close() noexcept {
+        for (auto& e : queued_)
+            if (e.what == launch_event::kind::started) {
+                platform::close_handle(e.worker.channel);
+                if (e.worker.proc != platform::invalid_handle) platform::close_handle(e.worker.proc);
+            }
+        queued_.clear();
         if (template_fd_ != platform::invalid_handle) {
             release_handle(template_fd_);
             platform::close_handle(template_fd_);
