@@ -610,10 +610,6 @@ TEST_CASE("a large argument goes from the caller's object to an idle worker, and
         CHECK(f2.get() == expected);
     }
     SECTION("many at once from several threads, more than there are workers") {
-        if (PROCPOOL_WINDOWS) { // docs/windows.md, "Open": this hangs there, as it did before lending existed
-            WARN("skipped on Windows: several threads submitting megabyte arguments hang (docs/windows.md)");
-            return;
-        }
         std::vector<std::thread> threads;
         std::vector<std::uint64_t> got(6);
         for (std::size_t t = 0; t < got.size(); ++t)

@@ -8,9 +8,12 @@
 
 #if PROCPOOL_WINDOWS
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifndef NOMINMAX
@@ -169,6 +172,48 @@ TEST_CASE("windows: a pool waits on more channels than WaitForMultipleObjects ta
     for (auto& f : fs) pids.insert(f.get());
     CHECK(pids.size() > 1);
     CHECK(p.worker_pids().size() == 70);
+}
+
+TEST_CASE("windows: channel I/O started by a thread that then ends still completes", "[windows]") {
+    // Windows (and wine) cancel the overlapped I/O a thread started when that thread exits. The pool's driving
+    // thread is whichever thread submits or waits, and it may end right after: a frame's last write was lost
+    // that way and its worker waited forever (docs/windows.md). Here a thread hands 2 MiB to a channel whose
+    // pipe holds 1 MiB, with nobody reading, and ends with the last write still pending; every byte it handed
+    // over must arrive.
+    namespace pf = procpool::platform;
+    pf::native_handle a = pf::invalid_handle, b = pf::invalid_handle;
+    pf::make_channel(a, b);
+    std::vector<char> data(std::size_t{2} << 20);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
+    std::size_t handed = 0;
+    bool failed = false;
+    std::thread([&] {
+        while (handed < data.size()) {
+            auto k = pf::write_some(a, data.data() + handed, data.size() - handed);
+            if (k < 0) failed = true;
+            if (k <= 0) break; // a write is pending: nothing reads until this thread has ended
+            handed += static_cast<std::size_t>(k);
+        }
+    }).join();
+    REQUIRE_FALSE(failed);
+    REQUIRE(handed > (std::size_t{1} << 20)); // more than the pipe holds: a write was pending when it ended
+    std::vector<char> got(handed);
+    std::size_t read = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (read < got.size() && std::chrono::steady_clock::now() < deadline) {
+        auto k = pf::read_some(b, got.data() + read, got.size() - read);
+        if (k < 0) break;
+        if (k > 0) {
+            read += static_cast<std::size_t>(k);
+            continue;
+        }
+        std::vector<pf::poll_item> items{{b, false}};
+        pf::wait_any(items, 100);
+    }
+    pf::close_handle(a);
+    pf::close_handle(b);
+    REQUIRE(read == got.size());
+    CHECK(std::equal(got.begin(), got.end(), data.begin()));
 }
 
 TEST_CASE("windows: a program in a folder with a non-ASCII name starts its workers", "[windows]") {

@@ -5,6 +5,7 @@
 
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
+#include <procpool/detail/per_thread.hpp>
 #include <procpool/error.hpp>
 #include <procpool/log.hpp>
 
@@ -63,8 +64,8 @@ protected:
 /// Done-callbacks whose state completed on this thread, run when the thread no longer holds a pool's lock
 /// (run_pending_callbacks). Per thread, so that a callback runs on the thread that completed its state.
 inline std::vector<std::function<void()>>& pending_callbacks() noexcept {
-    thread_local std::vector<std::function<void()>> v;
-    return v;
+    struct tag {};
+    return per_thread<std::vector<std::function<void()>>, tag>();
 }
 
 /// Runs one done-callback; an exception it throws is contained and logged (at log_level::info).

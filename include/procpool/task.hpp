@@ -5,6 +5,7 @@
 
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
+#include <procpool/detail/per_thread.hpp>
 #include <procpool/error.hpp>
 
 #include <algorithm>
@@ -155,10 +156,7 @@ struct kept_args {
     std::vector<void (*)() noexcept> releasers; // one per buffer, registered when it is first used
     static constexpr std::size_t large_bytes = std::size_t{1} << 20;
 
-    static kept_args& instance() {
-        thread_local kept_args k;
-        return k;
-    }
+    static kept_args& instance() { return per_thread<kept_args>(); }
     /// Frees every kept buffer that holds more than a small argument (1 MiB).
     void release() noexcept {
         if (!holds_large) return;

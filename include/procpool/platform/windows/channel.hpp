@@ -17,6 +17,7 @@
 #include <cwchar>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -94,12 +95,90 @@ inline void reset(OVERLAPPED& ov) noexcept {
     ov.hEvent = ev;
 }
 
-/// Starts a read into the channel's buffer if none is pending and nothing is buffered.
-inline void start_read(channel& ch) noexcept {
+/// The thread that starts every overlapped read or write that may stay pending after the call that started it
+/// (read_some, write_some, wait_any). Windows cancels the I/O a thread issued when that thread exits (wine does
+/// too: cancel_terminating_thread_asyncs), and it completes such I/O in the context of the thread that issued it.
+/// The engine's driving thread is whichever thread happens to submit or wait, often one that ends soon after: a
+/// frame's last write, started by a thread that then returned from future::get() and ended, was cancelled, the
+/// worker waited for the rest of its frame forever (docs/windows.md, "several threads submitting arguments of
+/// megabytes"). This thread lives as long as the process and is always in a wait, so what it starts completes.
+/// Blocking transfers (the worker side, write_all / read_some_blocking) wait in the thread that starts them and
+/// do not come here.
+class io_thread {
+public:
+    /// ReadFile (write false) or WriteFile of `n` bytes with `ov`, started by the I/O thread. Returns what the
+    /// call returned; GetLastError() is set to the error it left. Falls back to the calling thread when the I/O
+    /// thread cannot be started.
+    static BOOL start(HANDLE pipe, bool write, void* data, DWORD n, OVERLAPPED* ov) noexcept {
+        static io_thread* self = make(); // never destroyed: channels may be used during static destruction
+        if (!self) return issue(pipe, write, data, n, ov);
+        std::lock_guard lock(self->calls_);
+        self->req_ = request{pipe, write, data, n, ov, FALSE, 0};
+        ::SetEvent(self->go_);
+        ::WaitForSingleObject(self->done_, INFINITE);
+        ::SetLastError(self->req_.error);
+        return self->req_.result;
+    }
+
+private:
+    struct request {
+        HANDLE pipe;
+        bool write;
+        void* data;
+        DWORD n;
+        OVERLAPPED* ov;
+        BOOL result;
+        DWORD error;
+    };
+
+    static BOOL issue(HANDLE pipe, bool write, void* data, DWORD n, OVERLAPPED* ov) noexcept {
+        return write ? ::WriteFile(pipe, data, n, nullptr, ov) : ::ReadFile(pipe, data, n, nullptr, ov);
+    }
+
+    static io_thread* make() noexcept {
+        auto* t = new (std::nothrow) io_thread;
+        if (!t) return nullptr;
+        t->go_ = ::CreateEventW(nullptr, FALSE, FALSE, nullptr);
+        t->done_ = ::CreateEventW(nullptr, FALSE, FALSE, nullptr);
+        HANDLE th = (t->go_ && t->done_) ? ::CreateThread(nullptr, 64 * 1024, &io_thread::run, t,
+                                                          STACK_SIZE_PARAM_IS_A_RESERVATION, nullptr)
+                                         : nullptr;
+        if (!th) {
+            if (t->go_) ::CloseHandle(t->go_);
+            if (t->done_) ::CloseHandle(t->done_);
+            delete t;
+            return nullptr;
+        }
+        ::CloseHandle(th); // it runs until the process ends
+        return t;
+    }
+
+    static DWORD WINAPI run(void* arg) {
+        auto* t = static_cast<io_thread*>(arg);
+        for (;;) {
+            // A wait: here the I/O this thread started completes (wine delivers its completions to it here).
+            ::WaitForSingleObject(t->go_, INFINITE);
+            auto& r = t->req_;
+            r.result = issue(r.pipe, r.write, r.data, r.n, r.ov);
+            r.error = r.result ? 0 : ::GetLastError();
+            ::SetEvent(t->done_);
+        }
+    }
+
+    std::mutex calls_; // one request at a time
+    HANDLE go_ = nullptr, done_ = nullptr;
+    request req_{};
+};
+
+/// Starts a read into the channel's buffer if none is pending and nothing is buffered; `here`: by this thread,
+/// which waits for it (else by the I/O thread, as the read may outlive the call).
+inline void start_read(channel& ch, bool here) noexcept {
     if (ch.rpending || ch.eof || ch.rbeg < ch.rend) return;
     reset(ch.rov);
     ch.rbeg = ch.rend = 0;
-    if (::ReadFile(ch.pipe, ch.rbuf.data(), static_cast<DWORD>(ch.rbuf.size()), nullptr, &ch.rov) ||
+    auto* buf = ch.rbuf.data();
+    const auto n = static_cast<DWORD>(ch.rbuf.size());
+    if ((here ? ::ReadFile(ch.pipe, buf, n, nullptr, &ch.rov) : io_thread::start(ch.pipe, false, buf, n, &ch.rov)) ||
         ::GetLastError() == ERROR_IO_PENDING)
         ch.rpending = true;
     else
@@ -110,7 +189,7 @@ inline void start_read(channel& ch) noexcept {
 inline bool poll_read(channel& ch, bool block) noexcept {
     for (;;) {
         if (ch.rbeg < ch.rend || ch.eof) return true;
-        start_read(ch);
+        start_read(ch, block);
         if (!ch.rpending) continue;
         DWORD got = 0;
         if (::GetOverlappedResult(ch.pipe, &ch.rov, &got, block ? TRUE : FALSE)) {
@@ -284,7 +363,7 @@ inline long write_some(native_handle fd, const void* data, std::size_t n) noexce
         return 0;
     }
     detail_win::reset(ch->wov);
-    if (!::WriteFile(ch->pipe, ch->wbuf.data(), static_cast<DWORD>(k), nullptr, &ch->wov) &&
+    if (!detail_win::io_thread::start(ch->pipe, true, ch->wbuf.data(), static_cast<DWORD>(k), &ch->wov) &&
         ::GetLastError() != ERROR_IO_PENDING) {
         ch->broken = true;
         return -1;
