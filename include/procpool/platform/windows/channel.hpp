@@ -110,6 +110,9 @@ public:
     /// call returned; GetLastError() is set to the error it left. Falls back to the calling thread when the I/O
     /// thread cannot be started.
     static BOOL start(HANDLE pipe, bool write, void* data, DWORD n, OVERLAPPED* ov) noexcept {
+        // The main thread ends only with the process (a worker's loop runs there too): it starts its own, and a
+        // process that never uses channels from other threads (every worker) never starts the I/O thread.
+        if (::GetCurrentThreadId() == main_thread) return issue(pipe, write, data, n, ov);
         static io_thread* self = make(); // never destroyed: channels may be used during static destruction
         if (!self) return issue(pipe, write, data, n, ov);
         std::lock_guard lock(self->calls_);
@@ -121,6 +124,10 @@ public:
     }
 
 private:
+    /// The thread that ran static initialization: the main thread of a program (in a DLL loaded later by another
+    /// thread, that thread, whose I/O is then not protected).
+    static inline const DWORD main_thread = ::GetCurrentThreadId();
+
     struct request {
         HANDLE pipe;
         bool write;
