@@ -101,6 +101,14 @@ TEST_CASE("forkserver: when the server dies, the pool says so instead of hanging
     pool p{{.workers = 1, .start = start_method::forkserver}};
     const long server = p.submit<fs_t::parent_of_worker>().get();
     REQUIRE(::kill(static_cast<pid_t>(server), SIGKILL) == 0);
+    // Dead, not only signalled: its exit is what sends its worker the parent-death signal (on a loaded machine the
+    // killed process may wait for a CPU to die, while the worker still answers). Once it is a zombie, the worker's
+    // SIGKILL is pending and it runs no more task. Polling /proc, bounded: a condition, not a timing.
+    for (int i = 0; i < 20000; ++i) {
+        const char state = ppt::process_state(server);
+        if (state == 0 || state == 'Z') break;
+        ::usleep(500);
+    }
     // Its workers die with it (they are bound to their parent), so the pool can neither run nor start workers.
     try {
         for (int i = 0; i < 100; ++i) p.submit<fs_t::pid_of_worker>().get();
