@@ -564,6 +564,7 @@ std::size_t wait_any(std::span<future<T>> fs) {
         if (fs[i].valid()) q.watch(fs[i].shared_state(), i);
     return *q.next();
 }
+/// wait_any over a vector of futures.
 template <class T>
 std::size_t wait_any(std::vector<future<T>>& fs) {
     return wait_any(std::span<future<T>>(fs));
@@ -640,7 +641,9 @@ public:
         private:
             typename as_completed::iterator it_;
         };
+        /// Begins the iteration (as as_completed::begin).
         iterator begin() { return iterator(target().begin()); }
+        /// The end: every valid future has been yielded.
         std::default_sentinel_t end() { return {}; }
 
     private:
