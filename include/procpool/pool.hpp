@@ -5,6 +5,7 @@
 
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
+#include <procpool/detail/engine.hpp>
 #include <procpool/detail/inline_engine.hpp>
 #include <procpool/detail/process_engine.hpp>
 #include <procpool/error.hpp>
@@ -239,6 +240,10 @@ public:
     /// \throws start_error (e.g. a spawned worker whose main() lacks serve_if_worker), initializer_error,
     /// registry_error (two tasks with one name).
     explicit pool(pool_options opts = {});
+    /// \cond INTERNAL
+    /// A pool over another engine (a backend such as procpool/mpi.hpp builds one): starts it and waits for it.
+    pool(detail::engine_tag, std::shared_ptr<detail::pool_engine> engine, start_method method);
+    /// \endcond
     ~pool();
     pool(const pool&) = delete;
     pool& operator=(const pool&) = delete;
@@ -307,9 +312,9 @@ public:
     void shutdown(shutdown_mode mode = shutdown_mode::wait);
 
     /// Number of workers the pool keeps (0 for in_process).
-    [[nodiscard]] std::size_t size() const noexcept { return proc_ ? proc_->size() : 0; }
+    [[nodiscard]] std::size_t size() const noexcept { return engine_->size(); }
     /// Process ids of the live workers (empty for in_process).
-    [[nodiscard]] std::vector<long> worker_pids() const { return proc_ ? proc_->pids() : std::vector<long>{}; }
+    [[nodiscard]] std::vector<long> worker_pids() const { return engine_->pids(); }
     /// How this pool starts its workers (pool_options::start).
     [[nodiscard]] start_method method() const noexcept { return method_; }
 
@@ -317,7 +322,7 @@ public:
     /// A throwing callback never reaches a future or the call that happened to drive the pool: it is contained,
     /// logged, and kept here.
     [[nodiscard]] std::vector<std::exception_ptr> take_callback_errors() {
-        return proc_ ? proc_->take_callback_errors() : std::vector<std::exception_ptr>{};
+        return engine_->take_callback_errors();
     }
 
 private:
@@ -329,7 +334,7 @@ private:
     /// pointers). Nothing when no context is registered, or in process (the caller's state is live there).
     std::shared_ptr<const detail::context_snapshot> capture_contexts() {
         auto& reg = detail::context_registry::instance();
-        if (!proc_ || reg.empty()) return nullptr;
+        if (!engine_->remote() || reg.empty()) return nullptr;
         auto now = reg.capture();
         std::lock_guard lock(contexts_mutex_);
         if (!last_contexts_ || *last_contexts_ != now)
@@ -339,15 +344,13 @@ private:
     void enqueue(detail::job j) {
         check_owner();
         detail::callbacks_after run; // states a dispatch completed (a send to a dead worker...)
-        if (proc_) proc_->submit(std::move(j));
-        else inl_->submit(std::move(j));
+        engine_->submit(std::move(j));
     }
 
     start_method method_;
     platform::pid_type owner_;
     std::atomic<std::uint64_t> next_id_{1};
-    std::shared_ptr<detail::process_engine> proc_;
-    std::shared_ptr<detail::inline_engine> inl_;
+    std::shared_ptr<detail::pool_engine> engine_;
     std::mutex contexts_mutex_;
     std::shared_ptr<const detail::context_snapshot> last_contexts_;
 };
@@ -443,13 +446,14 @@ inline pool::pool(pool_options opts) : method_(opts.start), owner_(platform::cur
         platform::quick_exit_process(3);
     }
     if (opts.workers == 0) opts.workers = std::max(1u, std::thread::hardware_concurrency());
-    if (opts.start == start_method::in_process) {
-        inl_ = std::make_shared<detail::inline_engine>(std::move(opts));
-        inl_->start();
-    } else {
-        proc_ = std::make_shared<detail::process_engine>(std::move(opts));
-        proc_->start();
-    }
+    if (opts.start == start_method::in_process) engine_ = std::make_shared<detail::inline_engine>(std::move(opts));
+    else engine_ = std::make_shared<detail::process_engine>(std::move(opts));
+    engine_->start();
+}
+
+inline pool::pool(detail::engine_tag, std::shared_ptr<detail::pool_engine> engine, start_method method)
+    : method_(method), owner_(platform::current_pid()), engine_(std::move(engine)) {
+    engine_->start();
 }
 
 inline pool::~pool() {
@@ -470,8 +474,7 @@ inline void pool::check_owner() const {
 inline void pool::shutdown(shutdown_mode mode) {
     check_owner();
     detail::callbacks_after run; // the done-callbacks of the tasks shutdown completed or cancelled
-    if (proc_) proc_->shutdown(mode == shutdown_mode::cancel_pending);
-    else inl_->shutdown();
+    engine_->shutdown(mode == shutdown_mode::cancel_pending);
 }
 
 template <auto Task, class... Args>
@@ -493,10 +496,10 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     const std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0});
     // A large argument is lent to the process engine: written from here to an idle worker before submit returns
     // (no copy), else copied (settle_lent). Otherwise it is encoded into a kept frame whose pages are touched.
-    const bool lend = proc_ && big >= detail::lend_min_bytes && proc_->lends();
-    if (proc_ && !lend && big >= detail::large_buffer_bytes) {
+    const bool lend = big >= detail::lend_min_bytes && engine_->lends();
+    if (!lend && big >= detail::large_buffer_bytes && engine_->remote()) {
         const auto bytes = big + st->task.size() + 64; // header, id, name
-        j.frame = proc_->take_frame_buffer(bytes); // touched pages: the copy without the page faults
+        j.frame = engine_->take_frame_buffer(bytes); // touched pages: the copy without the page faults
         detail::reserve_large(j.frame, bytes);     // else the same size, so that this frame can be taken next time
     }
     detail::begin_frame(j.frame);

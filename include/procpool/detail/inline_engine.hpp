@@ -5,6 +5,7 @@
 #define PROCPOOL_DETAIL_INLINE_ENGINE_HPP
 
 #include <procpool/config.hpp>
+#include <procpool/detail/engine.hpp>
 #include <procpool/detail/job.hpp>
 #include <procpool/detail/worker_loop.hpp>
 #include <procpool/error.hpp>
@@ -28,11 +29,11 @@ PROCPOOL_BEGIN_NAMESPACE
 namespace detail {
 
 /// Runs jobs in the calling process through the same frames a worker gets (start_method::in_process).
-class inline_engine final : public engine, public std::enable_shared_from_this<inline_engine> {
+class inline_engine final : public pool_engine, public std::enable_shared_from_this<inline_engine> {
 public:
     explicit inline_engine(pool_options opts) : opts_(std::move(opts)) {}
 
-    void start() {
+    void start() override {
         registry::instance().verify();
         context_registry::instance().verify();
         if (opts_.initializer) {
@@ -46,7 +47,7 @@ public:
     // Threads may submit and shut down at once, as with every start method. Tasks run one at a time, as in one
     // worker (a task may submit to this pool from inside: the mutex is recursive), and shutdown waits for the
     // running one before the finalizer.
-    void submit(job j) {
+    void submit(job j) override {
         std::lock_guard lk(m_);
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         j.state->owner = weak_from_this();
@@ -76,8 +77,11 @@ public:
     }
     bool cancel(state_base&) override { return false; }
     void interrupt() override {} // nothing waits in here: a job is done when submit returns
+    [[nodiscard]] std::size_t size() const noexcept override { return 0; }
+    [[nodiscard]] std::vector<long> pids() const override { return {}; }
+    [[nodiscard]] bool remote() const noexcept override { return false; } // the caller's state is live here
 
-    void shutdown() {
+    void shutdown(bool = false) override {
         std::lock_guard lk(m_);
         if (closed_) return;
         closed_ = true;

@@ -11,6 +11,7 @@
 
 #include <procpool/config.hpp>
 #include <procpool/context.hpp>
+#include <procpool/detail/engine.hpp>
 #include <procpool/detail/handles.hpp>
 #include <procpool/detail/job.hpp>
 #include <procpool/detail/launcher.hpp>
@@ -61,14 +62,14 @@ inline std::string describe_exception(const std::exception_ptr& e) {
     }
 }
 
-class process_engine final : public engine, public std::enable_shared_from_this<process_engine> {
+class process_engine final : public pool_engine, public std::enable_shared_from_this<process_engine> {
 public:
     explicit process_engine(pool_options opts) : opts_(std::move(opts)), owner_(platform::current_pid()) {}
 
     ~process_engine() override { close_all(); }
 
     /// Starts the workers and waits for every one to be ready. \throws start_error.
-    void start() {
+    void start() override {
         registry::instance().verify();
         context_registry::instance().verify();
         target_ = opts_.workers;
@@ -109,7 +110,7 @@ public:
         }
     }
 
-    void submit(job j) {
+    void submit(job j) override {
         std::unique_lock lk(m_);
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         if (broken_) std::rethrow_exception(broken_);
@@ -141,7 +142,7 @@ public:
 
     /// Whether a submit may lend it large arguments (lent_run): only when a job never has to be sent again. A job
     /// is lent-to only as the running (front) job of an idle worker, which no death requeues without retries.
-    [[nodiscard]] bool lends() const noexcept { return opts_.max_retries == 0; }
+    [[nodiscard]] bool lends() const noexcept override { return opts_.max_retries == 0; }
 
     bool wait(state_base& s, std::optional<std::chrono::steady_clock::time_point> deadline) override {
         std::unique_lock lk(m_);
@@ -182,7 +183,7 @@ public:
     }
 
     /// Stops accepting tasks; finishes (or cancels) queued ones, retires every worker (running finalizers).
-    void shutdown(bool cancel_pending) {
+    void shutdown(bool cancel_pending) override {
         std::unique_lock lk(m_);
         if (shut_down_) return;
         closed_ = true;
@@ -222,7 +223,7 @@ public:
         close_all();
     }
 
-    [[nodiscard]] std::vector<long> pids() const {
+    [[nodiscard]] std::vector<long> pids() const override {
         std::lock_guard lk(m_);
         std::vector<long> out;
         for (auto& w : slots_)
@@ -232,7 +233,7 @@ public:
 
     /// A buffer of at least `bytes` capacity whose pages are already touched (a finished large frame), or an empty
     /// one: encoding 64 MiB into fresh pages costs several times the copy itself.
-    [[nodiscard]] std::vector<std::byte> take_frame_buffer(std::size_t bytes) {
+    [[nodiscard]] std::vector<std::byte> take_frame_buffer(std::size_t bytes) override {
         std::lock_guard lk(m_);
         if (spare_frame_.capacity() < bytes) return {};
         std::vector<std::byte> b;
@@ -242,14 +243,14 @@ public:
     }
 
     /// Exceptions thrown by on_worker_lost since the last call (the newest max_callback_errors), oldest first.
-    [[nodiscard]] std::vector<std::exception_ptr> take_callback_errors() {
+    [[nodiscard]] std::vector<std::exception_ptr> take_callback_errors() override {
         std::lock_guard lk(m_);
         return std::exchange(callback_errors_, {});
     }
     static constexpr std::size_t max_callback_errors = 64;
 
     [[nodiscard]] platform::pid_type owner() const noexcept { return owner_; }
-    [[nodiscard]] std::size_t size() const noexcept { return target_; }
+    [[nodiscard]] std::size_t size() const noexcept override { return target_; }
 
 private:
     // ---- starting workers -------------------------------------------------------------------------------
