@@ -28,6 +28,18 @@
     }                                                                                                                  \
     }
 
+#if defined(PROCPOOL_SEPARATE_COMPILATION)
+/// 1 by default: every definition is in the headers. 0 when PROCPOOL_SEPARATE_COMPILATION is defined (in every
+/// translation unit, and in the one that includes <procpool/src.hpp>): the headers then declare the pool's engines,
+/// the worker loop and the platform code, and that one source file compiles them once.
+#define PROCPOOL_HEADER_ONLY 0
+/// How the non-template functions that src.hpp compiles are declared: `inline` in header-only mode, else nothing.
+#define PROCPOOL_DECL
+#else
+#define PROCPOOL_HEADER_ONLY 1
+#define PROCPOOL_DECL inline
+#endif
+
 #ifndef PROCPOOL_ASSERT
 /// Broken preconditions are bugs; override to route them to your own handler.
 #define PROCPOOL_ASSERT(cond) assert(cond)

@@ -4,7 +4,7 @@
 #define PROCPOOL_LOG_HPP
 
 #include <procpool/config.hpp>
-#include <procpool/platform/platform.hpp>
+#include <procpool/platform/this_process.hpp>
 
 #include <cstdio>
 #include <cstring>

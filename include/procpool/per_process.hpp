@@ -10,7 +10,7 @@
 #define PROCPOOL_PER_PROCESS_HPP
 
 #include <procpool/config.hpp>
-#include <procpool/platform/platform.hpp>
+#include <procpool/platform/this_process.hpp>
 
 #include <atomic>
 #include <cstddef>

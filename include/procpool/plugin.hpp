@@ -12,7 +12,7 @@
 
 #include <procpool/config.hpp>
 #include <procpool/error.hpp>
-#include <procpool/platform/platform.hpp>
+#include <procpool/platform/library.hpp>
 #include <procpool/task.hpp>
 
 #include <algorithm>

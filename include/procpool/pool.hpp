@@ -6,12 +6,11 @@
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
 #include <procpool/detail/engine.hpp>
-#include <procpool/detail/inline_engine.hpp>
-#include <procpool/detail/process_engine.hpp>
+#include <procpool/detail/make_engine.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/options.hpp>
-#include <procpool/platform/platform.hpp>
+#include <procpool/platform/types.hpp>
 #include <procpool/plugin.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/progress.hpp>
@@ -131,6 +130,9 @@ std::size_t contents_bytes(const A& a) {
     if constexpr (contiguous_codec<T>) return a.size() * sizeof(typename T::value_type);
     else return 0;
 }
+
+/// Throws unknown_task for `name`, saying which tasks and plugins this process has (worker_loop.hpp's record).
+[[noreturn]] PROCPOOL_DECL void throw_unknown_task(std::string_view name);
 
 /// Arguments from this size are lent (sent from the caller's object) rather than copied into the frame.
 inline constexpr std::size_t lend_min_bytes = 256 * 1024;
@@ -431,51 +433,7 @@ private:
     std::optional<R> current_;
 };
 
-// ---- definitions --------------------------------------------------------------------------------------------
-
-inline pool::pool(pool_options opts) : method_(opts.start), owner_(platform::current_pid()) {
-    if (const char* ch = platform::get_env(detail::worker_env); ch && !detail::serving_flag()) {
-        // A spawned worker whose main() constructed a pool before serve_if_worker: say so, on both sides.
-        std::string msg =
-            "procpool: a pool was constructed in a spawned worker process before procpool::serve_if_worker(argc, "
-            "argv) ran. Spawned workers re-run main(); make `procpool::serve_if_worker(argc, argv);` the first "
-            "line of main(), before any pool is constructed.";
-        detail::worker_channel chan(platform::adopt_channel(ch));
-        chan.send(detail::make_frame(detail::frame_type::guard_missing, msg));
-        std::fprintf(stderr, "%s\n", msg.c_str());
-        platform::quick_exit_process(3);
-    }
-    if (opts.workers == 0) opts.workers = std::max(1u, std::thread::hardware_concurrency());
-    if (opts.start == start_method::in_process) engine_ = std::make_shared<detail::inline_engine>(std::move(opts));
-    else engine_ = std::make_shared<detail::process_engine>(std::move(opts));
-    engine_->start();
-}
-
-inline pool::pool(detail::engine_tag, std::shared_ptr<detail::pool_engine> engine, start_method method)
-    : method_(method), owner_(platform::current_pid()), engine_(std::move(engine)) {
-    engine_->start();
-}
-
-inline pool::~pool() {
-    if (platform::current_pid() != owner_) return; // a forked copy: the workers are not ours
-    try {
-        shutdown(shutdown_mode::wait);
-    } catch (...) {
-    }
-}
-
-inline void pool::check_owner() const {
-    if (platform::cached_pid() != owner_) // runs on every submit: no system call
-        throw error("procpool: this pool belongs to process " + std::to_string(owner_) +
-                    "; a forked worker cannot use its parent's pool. Construct a pool inside the task instead "
-                    "(nested pools are supported).");
-}
-
-inline void pool::shutdown(shutdown_mode mode) {
-    check_owner();
-    detail::callbacks_after run; // the done-callbacks of the tasks shutdown completed or cancelled
-    engine_->shutdown(mode == shutdown_mode::cancel_pending);
-}
+// ---- definitions (the non-template ones are in detail/pool_impl.hpp) ------------------------------------------
 
 template <auto Task, class... Args>
 future<typename detail::checked_result<Task, Args...>::type> pool::submit(Args&&... args) {
@@ -514,7 +472,7 @@ template <class R, class... Args>
 future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
     static_assert(detail::check_task_params(detail::type_list<std::remove_cvref_t<Args>...>{}) &&
                   detail::check_task_result<R>());
-    if (!detail::registry::instance().find(name)) throw unknown_task(detail::unknown_task_record(name).what);
+    if (!detail::registry::instance().find(name)) detail::throw_unknown_task(name);
     detail::check_signature(name, typeid(R (*)(std::remove_cvref_t<Args>...)).name());
     auto st = std::make_shared<detail::value_state<R>>();
     st->id = next_id_++;
@@ -660,5 +618,9 @@ unordered_results<typename detail::checked_task_result<Task>::type> pool::map_un
 }
 
 PROCPOOL_END_NAMESPACE
+
+#if PROCPOOL_HEADER_ONLY
+#include <procpool/detail/pool_impl.hpp>
+#endif
 
 #endif // PROCPOOL_POOL_HPP

@@ -4,7 +4,7 @@
 #define PROCPOOL_PROGRESS_HPP
 
 #include <procpool/config.hpp>
-#include <procpool/platform/platform.hpp>
+#include <procpool/platform/this_process.hpp>
 
 #include <algorithm>
 #include <chrono>

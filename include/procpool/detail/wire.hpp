@@ -99,6 +99,10 @@ struct leak_msg {
     std::vector<std::string> contexts;
 };
 
+/// A worker frees buffers above this size once their frame is handled (an idle worker keeps none); the pool touches
+/// the pages of a frame this large before encoding into it.
+inline constexpr std::size_t large_buffer_bytes = std::size_t{1} << 20;
+
 /// How a worker process is told what it is (argv[1]), and where its channel is (the environment).
 inline constexpr const char* worker_flag = "--procpool-worker";
 inline constexpr const char* forkserver_flag = "--procpool-forkserver";

@@ -40,9 +40,6 @@ inline bool& serving_flag() {
     return serving;
 }
 
-/// A worker frees buffers above this size once their frame is handled (an idle worker keeps none).
-inline constexpr std::size_t large_buffer_bytes = std::size_t{1} << 20;
-
 /// Blocking frame I/O on the worker's side of the channel. Reads into a 64 KiB buffer and cuts frames out of it:
 /// one system call brings a small frame's header and payload, or many frames when the pool sends ahead.
 /// A task frame larger than the buffer is streamed: the caller decodes it with reader(payload, channel), which

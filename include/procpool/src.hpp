@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/src.hpp: with PROCPOOL_SEPARATE_COMPILATION, include this from exactly one .cpp of the program (or link
+// the procpool::compiled CMake target / the Meson procpool_compiled_dep, which do): it compiles the pool's engines,
+// the worker loop and the platform code once, instead of in every file that uses a pool.
+#ifndef PROCPOOL_SRC_HPP
+#define PROCPOOL_SRC_HPP
+
+#include <procpool/config.hpp>
+
+#if PROCPOOL_HEADER_ONLY
+#error "procpool/src.hpp is for separate compilation: define PROCPOOL_SEPARATE_COMPILATION (in every translation unit), or do not include it."
+#endif
+
+#include <procpool/procpool.hpp>
+#include <procpool/detail/pool_impl.hpp>
+#include <procpool/detail/worker_main.hpp>
+
+#endif // PROCPOOL_SRC_HPP
