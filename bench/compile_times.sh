@@ -5,7 +5,10 @@
 #   include  a file that only includes <procpool/procpool.hpp>
 #   quick0   examples/quickstart.cpp at -O0
 #   quick2   examples/quickstart.cpp at -O2
-# and each as a ratio to `std` measured in the same run (compare ratios, not seconds: the machine's load varies).
+# each header-only (the default) and with PROCPOOL_SEPARATE_COMPILATION (separate), plus src/procpool.cpp, the one
+# file that separate mode compiles once per program; and each as a ratio to `std` measured in the same run (compare
+# ratios, not seconds: the machine's load varies). Times are the compiler's CPU time (user + system), which a
+# loaded machine disturbs less than the wall clock.
 #   bash bench/compile_times.sh [compiler] [runs]        (defaults: g++-12, 3)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,26 +32,34 @@ int main() {}
 EOF
 printf '#include <procpool/procpool.hpp>\nint main() {}\n' >"$tmp/include.cpp"
 
-# best <args...>: the fastest of $runs compiles, in seconds.
+# best <args...>: the least CPU time of $runs compiles, in seconds.
 best() {
-    local b="" t0 t1 s
+    local b="" s TIMEFORMAT='%U %S'
     for ((i = 0; i < runs; ++i)); do
-        t0=$(date +%s.%N)
-        "$cxx" -std=c++20 -I"$repo/include" -c -o "$tmp/out.o" "$@"
-        t1=$(date +%s.%N)
-        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+        s=$({ time "$cxx" -std=c++20 -I"$repo/include" -c -o "$tmp/out.o" "$@" 2>"$tmp/err"; } 2>&1) ||
+            { cat "$tmp/err" >&2; exit 1; }
+        s=$(awk -v t="$s" 'BEGIN { split(t, a, " "); print a[1] + a[2] }')
         if [[ -z $b ]] || awk -v s="$s" -v b="$b" 'BEGIN { exit !(s < b) }'; then b=$s; fi
     done
     printf '%.2f' "$b"
 }
 
+sep=-DPROCPOOL_SEPARATE_COMPILATION
 std=$(best -O0 "$tmp/std.cpp")
-inc=$(best -O0 "$tmp/include.cpp")
-q0=$(best -O0 "$repo/examples/quickstart.cpp")
-q2=$(best -O2 "$repo/examples/quickstart.cpp")
 ratio() { awk -v a="$1" -v b="$std" 'BEGIN { printf "%.2f", a / b }'; }
 echo "compile times with $cxx, best of $runs ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')):"
-printf '  %-44s %6s s\n' "typical standard headers (baseline)" "$std"
-printf '  %-44s %6s s  %sx\n' "#include <procpool/procpool.hpp> only" "$inc" "$(ratio "$inc")"
-printf '  %-44s %6s s  %sx\n' "examples/quickstart.cpp -O0" "$q0" "$(ratio "$q0")"
-printf '  %-44s %6s s  %sx\n' "examples/quickstart.cpp -O2" "$q2" "$(ratio "$q2")"
+printf '  %-52s %6s s\n' "typical standard headers -O0 (baseline)" "$std"
+row() { # <label> <compiler args...>
+    local label=$1 t
+    shift
+    t=$(best "$@")
+    printf '  %-52s %6s s  %5sx\n' "$label" "$t" "$(ratio "$t")"
+}
+row "#include <procpool/procpool.hpp> only, header-only" -O0 "$tmp/include.cpp"
+row "#include <procpool/procpool.hpp> only, separate" -O0 $sep "$tmp/include.cpp"
+row "examples/quickstart.cpp -O0, header-only" -O0 "$repo/examples/quickstart.cpp"
+row "examples/quickstart.cpp -O0, separate" -O0 $sep "$repo/examples/quickstart.cpp"
+row "examples/quickstart.cpp -O2, header-only" -O2 "$repo/examples/quickstart.cpp"
+row "examples/quickstart.cpp -O2, separate" -O2 $sep "$repo/examples/quickstart.cpp"
+row "src/procpool.cpp -O0 (separate; once per program)" -O0 $sep "$repo/src/procpool.cpp"
+row "src/procpool.cpp -O2 (separate; once per program)" -O2 $sep "$repo/src/procpool.cpp"

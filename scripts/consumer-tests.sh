@@ -134,5 +134,35 @@ meson_consumer() {
 }
 run meson_subproject meson_consumer
 
+# (e) Separate compilation (PROCPOOL_SEPARATE_COMPILATION): two files use a pool, the engine is compiled once.
+# CMake: procpool::compiled from the installed package; Meson: procpool_compiled_dep; pkg-config: the documented
+# recipe (the macro, and one file that includes <procpool/src.hpp>).
+run find_package_compiled cmake_consumer "$consumers/find_package" "$work/find_package_compiled" \
+    -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON -DPROCPOOL_CONSUMER_COMPILED=ON
+pkg_config_compiled_consumer() {
+    export PKG_CONFIG_PATH="$work/prefix/share/pkgconfig" PKG_CONFIG_LIBDIR="$work/prefix/share/pkgconfig"
+    local cflags libs out="$work/pkg_config_compiled" f
+    cflags="$(pkg-config --cflags procpool) -DPROCPOOL_SEPARATE_COMPILATION" || return 1
+    libs=$(pkg-config --libs procpool) || return 1
+    mkdir -p "$out" && printf '#include <procpool/src.hpp>\n' >"$out/procpool_src.cpp" || return 1
+    for f in "$consumers/find_package/main.cpp" "$consumers/find_package/second.cpp" "$out/procpool_src.cpp"; do
+        # shellcheck disable=SC2086 # word splitting of the flags is intended
+        "$cxx" -std=c++20 $cflags -DCONSUMER_SEPARATE=1 -c "$f" -o "$out/$(basename "$f" .cpp).o" || return 1
+    done
+    # shellcheck disable=SC2086
+    "$cxx" "$out"/*.o $libs -o "$out/consumer" && check_output "$out/consumer"
+}
+run pkg_config_compiled pkg_config_compiled_consumer
+meson_compiled_consumer() {
+    local src="$work/meson_compiled"
+    cp -r "$consumers/meson_compiled" "$src" || return 1
+    cp "$consumers/find_package/main.cpp" "$consumers/find_package/second.cpp" "$src/" || return 1
+    mkdir -p "$src/subprojects" && tar -xzf "$work/procpool-src.tar.gz" -C "$src/subprojects" || return 1
+    CXX="$cxx" meson setup "$src/build" "$src" --force-fallback-for=procpool,procpool_compiled &&
+        meson compile -C "$src/build" -j 2 &&
+        check_output "$src/build/consumer"
+}
+run meson_compiled meson_compiled_consumer
+
 echo "consumer tests: $((ran - failed)) passed, $failed failed"
 [[ $failed -eq 0 ]]

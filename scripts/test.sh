@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: BSL-1.0
 # The whole test suite, as CI runs it (.ci/run calls this). Stages:
 #   gcc        g++-12, Debug, -Werror: unit tests, examples, header tests, compile-fail tests   (build/gcc)
-#   clang      clang++-14 with libc++, RelWithDebInfo, -Werror: the same                       (build/clang)
+#   clang      clang++-14 with libc++, RelWithDebInfo, -Werror: the same; the examples in separate-compilation
+#              mode (PROCPOOL_SEPARATE_COMPILATION, procpool::compiled)                         (build/clang)
 #   asan       g++-12 with -fsanitize=address,undefined -fno-sanitize-recover=all: unit tests, examples (build/asan)
 #   tsan       g++-12 with -fsanitize=thread: the [threads] and [lifetime] cases (not the process-limit ones: the
 #              sanitizer's own threads count), one pool driven from several threads under every start method (build/tsan)
 #   meson      Meson build of the unit tests and examples, meson test                          (build/meson)
-#   consumers  scripts/consumer-tests.sh: find_package, add_subdirectory, FetchContent, pkg-config, Meson subproject
+#   consumers  scripts/consumer-tests.sh: find_package, add_subdirectory, FetchContent, pkg-config, Meson subproject,
+#              and find_package, pkg-config and Meson in separate-compilation mode
 #   fuzz       each fuzz/*.cpp under libFuzzer, 45 s in total (clang)                           (build/fuzz)
 #   version    the versions of config.hpp, CMake, Meson and both .pc files agree               (build/version*)
 #   wine       the Windows build: mingw-w64 cross compiler (CMake toolchain file and Meson cross file), unit tests
@@ -59,7 +61,7 @@ stage_gcc() {
 
 stage_clang() {
     cmake_stage build/clang -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DCMAKE_CXX_FLAGS=-stdlib=libc++ -DCMAKE_EXE_LINKER_FLAGS=-stdlib=libc++
+        -DCMAKE_CXX_FLAGS=-stdlib=libc++ -DCMAKE_EXE_LINKER_FLAGS=-stdlib=libc++ -DPROCPOOL_EXAMPLES_SEPARATE=ON
 }
 
 stage_asan() {

@@ -6,7 +6,8 @@
 #    PROCPOOL_PLATFORM_POSIX_HPP), followed by its #define;
 #  - OS headers are included only under platform/;
 #  - the umbrella procpool.hpp includes every header directly under include/procpool (mpi.hpp, which needs MPI,
-#    is optional), and nothing but procpool headers.
+#    is optional; src.hpp, separate compilation's one source, is not for every file), and nothing but procpool
+#    headers.
 cmake_minimum_required(VERSION 3.25)
 if(NOT INCLUDE_DIR)
     message(FATAL_ERROR "usage: cmake -D INCLUDE_DIR=<dir> -P check_headers.cmake")
@@ -73,7 +74,7 @@ if(EXISTS "${INCLUDE_DIR}/procpool/procpool.hpp")
         endif()
     endforeach()
     file(GLOB _public RELATIVE "${INCLUDE_DIR}" "${INCLUDE_DIR}/procpool/*.hpp")
-    list(REMOVE_ITEM _public "procpool/procpool.hpp" "procpool/mpi.hpp")
+    list(REMOVE_ITEM _public "procpool/procpool.hpp" "procpool/mpi.hpp" "procpool/src.hpp")
     foreach(_header IN LISTS _public)
         if(NOT _header IN_LIST _included)
             list(APPEND _errors "procpool/procpool.hpp: the umbrella does not include <${_header}>")

@@ -10,6 +10,10 @@
 int square(int x) { return x * x; }
 PROCPOOL_TASK(square);
 
+#if defined(CONSUMER_SEPARATE)
+int second_file_result(); // second.cpp: another file that uses a pool
+#endif
+
 int main(int argc, char** argv) {
     procpool::serve_if_worker(argc, argv); // a spawned worker serves here and exits
     try {
@@ -19,6 +23,12 @@ int main(int argc, char** argv) {
             std::printf("consumer: square(7) returned %d\n", r);
             return 1;
         }
+#if defined(CONSUMER_SEPARATE)
+        if (PROCPOOL_HEADER_ONLY || second_file_result() != 27) {
+            std::printf("consumer: not in separate-compilation mode, or cube(3) in second.cpp failed\n");
+            return 1;
+        }
+#endif
     } catch (const std::exception& e) {
         std::printf("consumer: the pool failed: %s\n", e.what());
         return 1;
