@@ -28,15 +28,16 @@
     }                                                                                                                  \
     }
 
+// Separate compilation (README "Compile time"): define PROCPOOL_SEPARATE_COMPILATION in every translation unit, and
+// include <procpool/src.hpp> from exactly one; the headers then declare what src.hpp defines.
 #if defined(PROCPOOL_SEPARATE_COMPILATION)
-/// 1 by default: every definition is in the headers. 0 when PROCPOOL_SEPARATE_COMPILATION is defined (in every
-/// translation unit, and in the one that includes <procpool/src.hpp>): the headers then declare the pool's engines,
-/// the worker loop and the platform code, and that one source file compiles them once.
 #define PROCPOOL_HEADER_ONLY 0
-/// How the non-template functions that src.hpp compiles are declared: `inline` in header-only mode, else nothing.
 #define PROCPOOL_DECL
 #else
+/// 1 (the default): every definition is in the headers. 0 when PROCPOOL_SEPARATE_COMPILATION is defined: the
+/// engines, the worker loop and the platform code are compiled once, in the file that includes <procpool/src.hpp>.
 #define PROCPOOL_HEADER_ONLY 1
+/// How the non-template functions that src.hpp compiles are declared: `inline` in header-only mode, else nothing.
 #define PROCPOOL_DECL inline
 #endif
 
