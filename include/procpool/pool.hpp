@@ -333,6 +333,24 @@ public:
     /// Stops accepting tasks and retires the workers; see shutdown_mode. Idempotent.
     void shutdown(shutdown_mode mode = shutdown_mode::wait);
 
+    /// A descriptor for an event loop (poll, epoll, Asio's `posix::stream_descriptor`): it becomes readable when the
+    /// pool has something to do (a result arrived, a worker died, a deadline passed); then call poll(). It stays
+    /// readable until poll() has handled that, so a level-triggered wait fits. The pool owns it: do not close it
+    /// (give Asio a `dup` of it, or `release()` the descriptor before the Asio object goes). With it open, results
+    /// arrive through the loop; waiting on a future from a thread still works as before. Linux: an epoll
+    /// descriptor. in_process: a descriptor that never becomes readable (jobs are done when submit returns).
+    /// \throws error where there is none yet (Windows and non-Linux POSIX: call poll() from a timer there).
+    [[nodiscard]] platform::native_handle native_handle() { return engine_->native_handle(); }
+
+    /// Makes progress without blocking: handles the results that arrived (completing futures and running their
+    /// done-callbacks, here, and coroutines awaiting them), dispatches queued tasks, replaces dead workers, enforces
+    /// timeouts. Does nothing when another thread is waiting on the pool at that moment (that thread makes the
+    /// progress). Call it when native_handle() is readable, or from a timer.
+    void poll() {
+        check_owner();
+        engine_->poll();
+    }
+
     /// Number of workers the pool keeps (0 for in_process).
     [[nodiscard]] std::size_t size() const noexcept { return engine_->size(); }
     /// Process ids of the live workers (empty for in_process).
