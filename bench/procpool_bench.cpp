@@ -26,7 +26,6 @@
 #include <map>
 #include <numeric>
 #include <optional>
-#include <ranges>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -632,6 +631,26 @@ lazy_memory lazy_map_memory(std::size_t n, bool with_map) {
     return m;
 }
 
+/// The numbers [0, n) as a sized range (libc++ 14 has no std::views).
+struct iota_range {
+    struct iterator {
+        using value_type = int;
+        using difference_type = std::ptrdiff_t;
+        int v = 0;
+        int operator*() const { return v; }
+        iterator& operator++() {
+            ++v;
+            return *this;
+        }
+        iterator operator++(int) { return iterator{v++}; }
+        bool operator==(const iterator&) const = default;
+    };
+    int n = 0;
+    [[nodiscard]] iterator begin() const { return {0}; }
+    [[nodiscard]] iterator end() const { return {n}; }
+    [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(n); }
+};
+
 /// The `--bench-lazy-mem n imap|map` child: prints "rss_before imap_growth imap_s map_growth map_s" (NaN when not run).
 int lazy_mem_child(std::size_t n, bool with_map) {
     procpool::pool pool{{.workers = 2}};
@@ -643,7 +662,7 @@ int lazy_mem_child(std::size_t n, bool with_map) {
     auto t0 = clk::now();
     long long sum = 0;
     std::size_t got = 0;
-    for (int v : pool.imap<tiny>(std::views::iota(0, static_cast<int>(n)), {.chunksize = 1000, .max_in_flight = 16000})) {
+    for (int v : pool.imap<tiny>(iota_range{static_cast<int>(n)}, {.chunksize = 1000, .max_in_flight = 16000})) {
         sum += v;
         if (++got % 100000 == 0) peak = std::max(peak, rss());
     }
@@ -652,7 +671,7 @@ int lazy_mem_child(std::size_t n, bool with_map) {
     double map_growth = NAN, map_s = NAN;
     if (with_map) { // after imap: its own growth is measured from the same baseline
         auto t1 = clk::now();
-        auto all = pool.map<tiny>(std::views::iota(0, static_cast<int>(n)), 1000);
+        auto all = pool.map<tiny>(iota_range{static_cast<int>(n)}, 1000);
         map_s = seconds_since(t1);
         map_growth = rss() - before;
         if (all.size() != n) die("map: wrong size");

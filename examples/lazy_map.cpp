@@ -4,8 +4,9 @@
 // million items, runs in bounded memory. map_unordered(...).outcomes() goes on past failed items.
 #include <procpool/procpool.hpp>
 
+#include <cstddef>
 #include <cstdio>
-#include <ranges>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,12 +25,30 @@ double checked_ratio(int a, int b) {
 }
 PROCPOOL_TASK(checked_ratio);
 
+// An endless input, as a generator would be: 1, 2, 3, ... (single pass; any input range works).
+struct naturals {
+    struct iterator {
+        using value_type = long;
+        using difference_type = std::ptrdiff_t;
+        long n = 1;
+        long operator*() const { return n; }
+        iterator& operator++() {
+            ++n;
+            return *this;
+        }
+        void operator++(int) { ++n; }
+        bool operator==(std::unreachable_sentinel_t) const { return false; }
+    };
+    iterator begin() const { return {}; }
+    std::unreachable_sentinel_t end() const { return {}; }
+};
+
 int main(int argc, char** argv) {
     procpool::serve_if_worker(argc, argv);
     procpool::pool pool{{.workers = 2}};
 
     // An endless input: the first n whose Collatz sequence takes more than 400 steps. The loop stops the input.
-    auto results = pool.imap<collatz_steps>(std::views::iota(1L), {.chunksize = 256, .max_in_flight = 4096});
+    auto results = pool.imap<collatz_steps>(naturals{}, {.chunksize = 256, .max_in_flight = 4096});
     long n = 1;
     for (int steps : results) {
         if (steps > 400) break;

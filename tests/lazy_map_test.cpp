@@ -14,6 +14,7 @@
 #include <numeric>
 #include <optional>
 #include <ranges>
+#include <utility>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -62,6 +63,45 @@ public:
     long next = 0;
 };
 static_assert(std::ranges::input_range<counter> && !std::ranges::forward_range<counter>);
+
+/// The numbers [0, n) as a sized forward range (libc++ 14 has no std::views), counting the elements read.
+class numbers {
+public:
+    class iterator {
+    public:
+        using value_type = long;
+        using difference_type = std::ptrdiff_t;
+        iterator() = default;
+        iterator(long v, std::size_t* reads) : v_(v), reads_(reads) {}
+        long operator*() const {
+            ++*reads_;
+            return v_;
+        }
+        iterator& operator++() {
+            ++v_;
+            return *this;
+        }
+        iterator operator++(int) {
+            auto old = *this;
+            ++v_;
+            return old;
+        }
+        bool operator==(const iterator& o) const { return v_ == o.v_; }
+
+    private:
+        long v_ = 0;
+        std::size_t* reads_ = nullptr;
+    };
+    numbers(long n, std::size_t& reads) : n_(n), reads_(&reads) {}
+    [[nodiscard]] iterator begin() const { return {0, reads_}; }
+    [[nodiscard]] iterator end() const { return {n_, reads_}; }
+    [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(n_); }
+
+private:
+    long n_;
+    std::size_t* reads_;
+};
+static_assert(std::ranges::forward_range<numbers> && std::ranges::sized_range<numbers>);
 } // namespace lazy_t
 PROCPOOL_TASK(lazy_t::twice);
 PROCPOOL_TASK(lazy_t::fail_at_three);
@@ -74,10 +114,7 @@ TEST_CASE("imap yields results in input order and pulls at most max_in_flight it
     INFO("start method: " << ppt::name(method));
     procpool::pool p{{.workers = 2, .start = method}};
     std::size_t pulled = 0;
-    auto input = std::views::iota(0L, 3000L) | std::views::transform([&](long x) {
-                     ++pulled;
-                     return x;
-                 });
+    lazy_t::numbers input(3000, pulled);
     auto results = p.imap<lazy_t::twice>(input, {.chunksize = 8, .max_in_flight = 32});
     CHECK(pulled == 0); // nothing before the iteration begins
     long expected = 0;
@@ -115,7 +152,7 @@ TEST_CASE("imap over an endless generator runs in bounded memory and stops pulli
     // The chunks in flight at the break still run; the pool goes on with other work.
     CHECK(p.submit<lazy_t::twice>(21).get() == 42);
     // A temporary range is kept by the result; without max_in_flight the bound is four chunks per worker.
-    auto endless = p.imap<lazy_t::twice>(std::views::iota(0L));
+    auto endless = p.imap<lazy_t::twice>(lazy_t::counter{});
     CHECK(endless.max_in_flight() == 4 * std::max<std::size_t>(1, p.size()));
     long n = 0;
     for (long v : endless) {
@@ -203,7 +240,8 @@ TEST_CASE("imap reports progress when the input's length is known", "[lazy_map][
     procpool::pool p{{.workers = 2}};
     std::vector<std::pair<std::size_t, std::size_t>> calls;
     long sum = 0;
-    for (long v : p.imap<lazy_t::twice>(std::views::iota(0L, 100L),
+    std::size_t reads = 0;
+    for (long v : p.imap<lazy_t::twice>(lazy_t::numbers(100, reads),
                                         {.chunksize = 10,
                                          .on_progress = [&](std::size_t d, std::size_t t) { calls.emplace_back(d, t); },
                                          .max_in_flight = 30}))
@@ -217,7 +255,7 @@ TEST_CASE("imap reports progress when the input's length is known", "[lazy_map][
 TEST_CASE("an imap that outlives its pool fails with pool_closed instead of touching it", "[lazy_map][imap]") {
     std::optional<procpool::pool> p;
     p.emplace(procpool::pool_options{.workers = 1});
-    auto results = p->imap<lazy_t::twice>(std::views::iota(0L), {.chunksize = 1, .max_in_flight = 2});
+    auto results = p->imap<lazy_t::twice>(lazy_t::counter{}, {.chunksize = 1, .max_in_flight = 2});
     p.reset();
     CHECK_THROWS_AS(results.begin(), procpool::pool_closed);
 }
