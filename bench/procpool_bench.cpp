@@ -606,6 +606,83 @@ int queue_mem_child(std::size_t n) {
     return 0;
 }
 
+/// The parent's memory over a lazy map of n items (imap), measured in a fresh copy of this executable
+/// (`--bench-lazy-mem n`): resident memory before, its largest growth while the map ran (sampled every 100k
+/// results), and the time; the same for map (which holds every result) when `with_map`.
+struct lazy_memory {
+    double rss_before = NAN, imap_growth = NAN, imap_seconds = NAN, map_growth = NAN, map_seconds = NAN; // bytes, s
+};
+lazy_memory lazy_map_memory(std::size_t n, bool with_map) {
+    auto c = spawn_self_child({"--bench-lazy-mem", std::to_string(n), with_map ? "map" : "imap"});
+    std::string out;
+    char buf[256];
+    while (readable_within(c.fd, 600000)) {
+        auto r = ::read(c.fd, buf, sizeof buf);
+        if (r <= 0) break;
+        out.append(buf, static_cast<std::size_t>(r));
+        if (out.find('\n') != std::string::npos) break;
+    }
+    ::close(c.fd);
+    reap(c.pid);
+    lazy_memory m;
+    if (std::sscanf(out.c_str(), "%lf %lf %lf %lf %lf", &m.rss_before, &m.imap_growth, &m.imap_seconds,
+                    &m.map_growth, &m.map_seconds) < 3)
+        return {};
+    return m;
+}
+
+/// The numbers [0, n) as a sized range (libc++ 14 has no std::views).
+struct iota_range {
+    struct iterator {
+        using value_type = int;
+        using difference_type = std::ptrdiff_t;
+        int v = 0;
+        int operator*() const { return v; }
+        iterator& operator++() {
+            ++v;
+            return *this;
+        }
+        iterator operator++(int) { return iterator{v++}; }
+        bool operator==(const iterator&) const = default;
+    };
+    int n = 0;
+    [[nodiscard]] iterator begin() const { return {0}; }
+    [[nodiscard]] iterator end() const { return {n}; }
+    [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(n); }
+};
+
+/// The `--bench-lazy-mem n imap|map` child: prints "rss_before imap_growth imap_s map_growth map_s" (NaN when not run).
+int lazy_mem_child(std::size_t n, bool with_map) {
+    procpool::pool pool{{.workers = 2}};
+    pool.submit<tiny>(0).get();
+    auto me = procpool::platform::current_pid();
+    auto rss = [&] { return static_cast<double>(procpool::platform::resident_bytes(me)); };
+    const double before = rss();
+    double peak = before;
+    auto t0 = clk::now();
+    long long sum = 0;
+    std::size_t got = 0;
+    for (int v : pool.imap<tiny>(iota_range{static_cast<int>(n)}, {.chunksize = 1000, .max_in_flight = 16000})) {
+        sum += v;
+        if (++got % 100000 == 0) peak = std::max(peak, rss());
+    }
+    const double imap_s = seconds_since(t0);
+    if (got != n || sum != static_cast<long long>(n) * static_cast<long long>(n + 1) / 2) die("imap: wrong results");
+    double map_growth = NAN, map_s = NAN;
+    if (with_map) { // after imap: its own growth is measured from the same baseline
+        auto t1 = clk::now();
+        auto all = pool.map<tiny>(iota_range{static_cast<int>(n)}, 1000);
+        map_s = seconds_since(t1);
+        map_growth = rss() - before;
+        if (all.size() != n) die("map: wrong size");
+    }
+    char line[256];
+    int len = std::snprintf(line, sizeof line, "%.0f %.0f %.3f %.0f %.3f\n", before, peak - before, imap_s,
+                            map_growth, map_s);
+    write_all(3, line, static_cast<std::size_t>(len));
+    return 0;
+}
+
 // ---- the Python peer -----------------------------------------------------------------------------------------------
 using json_value = std::variant<std::monostate, double, std::string>; // null, number (or bool), string
 using json_object = std::map<std::string, json_value>;
@@ -752,7 +829,7 @@ struct config {
     bool quick = false;
     bool python = true;
     std::optional<std::string> python_path, peer_path;
-    std::string only = "limits,p1,p2,p3,p4,p5,ac";
+    std::string only = "limits,p1,p2,p3,p4,p5,ac,lazy";
     std::size_t sizes[3] = {1000, 100000, 1000000};
     int p1_iters = 10000; // per placement; the raw socketpair round trips interleaved with them: as many
     int pipe_iters = 10000;
@@ -763,6 +840,7 @@ struct config {
     int payload_reps = 9;
     std::size_t queued = 100000;
     std::size_t ac_sizes[3] = {1000, 10000, 100000};
+    std::size_t lazy_items = 10000000;
     [[nodiscard]] bool want(const std::string& what) const {
         return ("," + only + ",").find("," + what + ",") != std::string::npos;
     }
@@ -778,6 +856,7 @@ struct results {
     rss_pair baseline, spawn_worker, fork_worker, worker_after_payload;
     queue_memory queued;
     as_completed_time ac[3];
+    lazy_memory lazy;
     json_object py;
     std::string python_used;
     std::string load_before;
@@ -1016,6 +1095,17 @@ void print_report(const config& c, const results& r) {
         }
         std::printf("\n");
     }
+    if (c.want("lazy")) {
+        // Flat means the imap row stays at a few MiB whatever the item count; map holds every result.
+        std::printf("### Parent memory over a lazy map (tiny tasks, 2 workers, chunksize 1000)\n\n| call | items | "
+                    "parent RSS growth | time |\n|---|---:|---:|---:|\n");
+        std::printf("| `imap`, max_in_flight 16000 | %s | %s | %s |\n", count_str(c.lazy_items).c_str(),
+                    fmt("%+.1f MiB", r.lazy.imap_growth / static_cast<double>(MiB)).c_str(),
+                    fmt("%.2f s", r.lazy.imap_seconds).c_str());
+        std::printf("| `map` (every result held) | %s | %s | %s |\n\n", count_str(c.lazy_items).c_str(),
+                    fmt("%+.1f MiB", r.lazy.map_growth / static_cast<double>(MiB)).c_str(),
+                    fmt("%.2f s", r.lazy.map_seconds).c_str());
+    }
     std::printf("### Targets\n\n| target | measured | status |\n|---|---:|---|\n");
     for (auto& x : t) std::printf("| %s | %s | %s |\n", x.what.c_str(), x.value.c_str(), x.verdict.c_str());
     std::printf("\n");
@@ -1074,7 +1164,8 @@ int usage(const char* argv0, int code) {
                  "  --no-python  skip the Python peer (Python figures are n/a)\n"
                  "  --peer       path of python_peer.py (default: found next to the sources or the binary)\n"
                  "  --only       comma-separated subset of limits,p1,p2,p3,p4,p5,ac (e.g. for perf record;\n"
-                 "               ac: as_completed over 1k/10k/100k futures)\n",
+                 "               ac: as_completed over 1k/10k/100k futures; lazy: parent memory over a 10M-item\n"
+                 "               imap)\n",
                  argv0);
     return code;
 }
@@ -1098,6 +1189,9 @@ int main(int argc, char** argv) {
     }
     if (argc >= 3 && std::strcmp(argv[1], "--bench-queue-mem") == 0)
         return queue_mem_child(static_cast<std::size_t>(std::strtoull(argv[2], nullptr, 10)));
+    if (argc >= 4 && std::strcmp(argv[1], "--bench-lazy-mem") == 0)
+        return lazy_mem_child(static_cast<std::size_t>(std::strtoull(argv[2], nullptr, 10)),
+                              std::strcmp(argv[3], "map") == 0);
 
     config c;
     for (int i = 1; i < argc; ++i) {
@@ -1124,6 +1218,7 @@ int main(int argc, char** argv) {
         c.ac_sizes[0] = 100;
         c.ac_sizes[1] = 1000;
         c.ac_sizes[2] = 10000;
+        c.lazy_items = 100000;
     }
     ::signal(SIGPIPE, SIG_IGN);
     auto t_start = clk::now();
@@ -1188,6 +1283,10 @@ int main(int argc, char** argv) {
             progress("as_completed: %zu futures: submit %.1f ms, as_completed %.1f ms", c.ac_sizes[i],
                      r.ac[i].submit_ms, r.ac[i].drain_ms);
         }
+    }
+    if (c.want("lazy")) {
+        progress("lazy map: parent memory over %zu items (imap, then map), in a fresh process", c.lazy_items);
+        r.lazy = lazy_map_memory(c.lazy_items, true);
     }
     if (c.want("p4")) {
         procpool::pool pool{{.workers = 2}};

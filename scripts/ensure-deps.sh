@@ -12,7 +12,7 @@
 set -euo pipefail
 
 required=(g++ cmake ninja-build pkg-config libboost1.81-dev catch2 meson)
-optional=(clang-14 libc++-14-dev libc++abi-14-dev libclang-rt-14-dev libcereal-dev)
+optional=(clang-14 libc++-14-dev libc++abi-14-dev libclang-rt-14-dev libcereal-dev libasio-dev libboost-serialization1.81-dev)
 # Debian 12's wine package is 32- and 64-bit in one name; wine64 alone runs the 64-bit tests.
 wine=(g++-mingw-w64-x86-64-posix wine wine64)
 docs=(doxygen)

@@ -29,6 +29,13 @@
 #include <utility>
 #include <vector>
 
+#if defined(__cpp_impl_coroutine) && __has_include(<coroutine>)
+#include <coroutine>
+#define PROCPOOL_DETAIL_HAS_COROUTINES 1
+#else
+#define PROCPOOL_DETAIL_HAS_COROUTINES 0
+#endif
+
 PROCPOOL_BEGIN_NAMESPACE
 
 namespace detail {
@@ -520,6 +527,37 @@ public:
         std::function<void()> f = [held] { held->first(std::move(held->second)); };
         if (!st->add_callback(f)) detail::run_callback(f);
     }
+
+#if PROCPOOL_DETAIL_HAS_COROUTINES
+    /// What `co_await` on a future uses (see operator co_await).
+    class awaiter {
+    public:
+        /// \cond INTERNAL
+        explicit awaiter(future* f) noexcept : f_(f) {}
+        /// \endcond
+        /// Whether the result is there already (then the coroutine does not suspend).
+        [[nodiscard]] bool await_ready() const noexcept { return f_->is_ready(); }
+        /// Resumes `h` from the task's done-callback; false (resume at once) when the task completed meanwhile.
+        /// \throws std::future_error (no_state) when the future is not valid.
+        bool await_suspend(std::coroutine_handle<> h) {
+            f_->require_state();
+            std::function<void()> resume = [h] { h.resume(); };
+            return f_->s_->add_callback(resume);
+        }
+        /// The result, as get().
+        T await_resume() { return f_->get(); }
+
+    private:
+        future* f_;
+    };
+
+    /// Awaits the task in a C++20 coroutine: `int v = co_await pool.submit<f>(x);` (or `co_await fut`, which
+    /// consumes `fut` as get() does). The coroutine is suspended without blocking a thread and resumed by the task's
+    /// done-callback (see on_done): on the thread that drives the pool when the task completes, such as an event
+    /// loop calling pool.poll() when pool.native_handle() is readable. The result or the task's exception comes out
+    /// of the co_await, as from get().
+    [[nodiscard]] awaiter operator co_await() noexcept { return awaiter(this); }
+#endif
 
     /// \cond INTERNAL
     [[nodiscard]] detail::state_base* state() const noexcept { return s_.get(); }

@@ -13,18 +13,22 @@
 #include <procpool/platform/types.hpp>
 #include <procpool/plugin.hpp>
 #include <procpool/detail/wire.hpp>
+#include <procpool/lazy_results.hpp>
 #include <procpool/progress.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <ranges>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -205,31 +209,25 @@ template <auto Task, class... Args>
     return c;
 }
 
-template <class R>
-class unordered_results;
-
-/// The outcome of one item of map_outcomes: its position in the input, and its value or the exception it ended
-/// with (the task's own, or worker_died / task_timeout / pool_closed for the chunk that carried it).
-template <class R>
-struct item_outcome {
-    std::size_t index = 0;                          ///< position of the item in the input range
-    std::optional<detail::stored_t<R>> value;       ///< the result when the item succeeded (void tasks: an empty tag)
-    std::exception_ptr error;                       ///< the failure otherwise
-    /// Whether the item succeeded.
-    [[nodiscard]] bool ok() const noexcept { return !error; }
-    /// The value. \throws the item's exception when it failed.
-    decltype(auto) get() & {
-        if (error) std::rethrow_exception(error);
-        if constexpr (!std::is_void_v<R>) return (*value);
-    }
-};
-
-/// Options of map and map_unordered: `pool.map<f>(xs, {.chunksize = 100, .on_progress = procpool::progress_bar()})`.
+/// Options of map, map_unordered, map_outcomes, imap and imap_unordered:
+/// `pool.map<f>(xs, {.chunksize = 100, .on_progress = procpool::progress_bar()})`.
 struct map_options {
-    /// Elements per chunk (one message to a worker); 0: about four chunks per worker, at most 16384 elements each.
+    /// Elements per chunk (one message to a worker); 0: about four chunks per worker, at most 16384 elements each
+    /// (imap and imap_unordered over an input of unknown length: 1).
     std::size_t chunksize = 0;
     /// Told (done, total) items as chunks complete, on the waiting thread; see progress_callback and progress_bar().
+    /// imap and imap_unordered call it only when the input's length is known (a sized range).
     progress_callback on_progress{};
+    /// imap and imap_unordered: at most this many items pulled from the input and not yet yielded (Python's
+    /// `Executor.map(buffersize=)`, counted in items); 0: four chunks per worker. Rounded up to one chunk.
+    /// map, map_unordered and map_outcomes send the whole input at once and ignore it.
+    std::size_t max_in_flight = 0;
+    /// A timeout for each item (0: none): each item is sent alone (chunksize 1) with this limit, so an item that
+    /// exceeds it fails alone with task_timeout (its worker is killed and replaced) and the others complete. A
+    /// chunksize above 1 together with a timeout is refused (std::invalid_argument): a chunk is one message, run by
+    /// one worker, so a limit on a chunk cannot tell which item hung. pool_options::task_timeout still applies to
+    /// each chunk as a whole.
+    std::chrono::milliseconds timeout{0};
 };
 
 /// A pool of worker processes that run registered tasks.
@@ -299,7 +297,9 @@ public:
     [[nodiscard]] std::vector<item_outcome<typename detail::checked_task_result<Task>::type>>
     map_outcomes(Range&& inputs, const map_options& options = {});
 
-    /// Like map, but yields results as chunks complete (an input range that drives the pool as it advances).
+    /// Like map, but yields results as chunks complete (an input range that drives the pool as it advances). The
+    /// whole input is sent at once. A failed item throws when the iteration reaches it, and the range goes on after
+    /// it (catch and advance again); `.outcomes()` yields every item's item_outcome and never throws for one.
     template <auto Task, std::ranges::input_range Range>
     [[nodiscard]] unordered_results<typename detail::checked_task_result<Task>::type>
     map_unordered(Range&& inputs, std::size_t chunksize = 0) {
@@ -310,8 +310,48 @@ public:
     [[nodiscard]] unordered_results<typename detail::checked_task_result<Task>::type>
     map_unordered(Range&& inputs, const map_options& options);
 
+    /// Lazy, bounded map: results in input order, pulling input only as results are taken, with at most
+    /// `options.max_in_flight` items between the input and the caller (Python's `Executor.map(buffersize=)`). An
+    /// input of 100 million items, or an endless generator, runs in bounded memory; breaking out of the loop stops
+    /// pulling (the chunks in flight still run; the pool waits for them at shutdown). Nothing is pulled before the
+    /// iteration begins. The range (a view or a container) is kept in the result when it is a temporary, else
+    /// referenced: it must outlive the iteration. Failed items as in map_unordered.
+    /// \code
+    /// for (int h : pool.imap<hash>(std::views::iota(0), {.chunksize = 64, .max_in_flight = 1024}))
+    ///     if (h == 0) break;
+    /// \endcode
+    template <auto Task, std::ranges::input_range Range>
+    [[nodiscard]] lazy_results<typename detail::checked_task_result<Task>::type>
+    imap(Range&& inputs, const map_options& options = {}) {
+        return lazy_map<Task>(std::forward<Range>(inputs), options, true);
+    }
+    /// imap, with each chunk's results as soon as it completes (completion order, the same bound).
+    template <auto Task, std::ranges::input_range Range>
+    [[nodiscard]] lazy_results<typename detail::checked_task_result<Task>::type>
+    imap_unordered(Range&& inputs, const map_options& options = {}) {
+        return lazy_map<Task>(std::forward<Range>(inputs), options, false);
+    }
+
     /// Stops accepting tasks and retires the workers; see shutdown_mode. Idempotent.
     void shutdown(shutdown_mode mode = shutdown_mode::wait);
+
+    /// A descriptor for an event loop (poll, epoll, Asio's `posix::stream_descriptor`): it becomes readable when the
+    /// pool has something to do (a result arrived, a worker died, a deadline passed); then call poll(). It stays
+    /// readable until poll() has handled that, so a level-triggered wait fits. The pool owns it: do not close it
+    /// (give Asio a `dup` of it, or `release()` the descriptor before the Asio object goes). With it open, results
+    /// arrive through the loop; waiting on a future from a thread still works as before. Linux: an epoll
+    /// descriptor. in_process: a descriptor that never becomes readable (jobs are done when submit returns).
+    /// \throws error where there is none yet (Windows and non-Linux POSIX: call poll() from a timer there).
+    [[nodiscard]] platform::native_handle native_handle() { return engine_->native_handle(); }
+
+    /// Makes progress without blocking: handles the results that arrived (completing futures and running their
+    /// done-callbacks, here, and coroutines awaiting them), dispatches queued tasks, replaces dead workers, enforces
+    /// timeouts. Does nothing when another thread is waiting on the pool at that moment (that thread makes the
+    /// progress). Call it when native_handle() is readable, or from a timer.
+    void poll() {
+        check_owner();
+        engine_->poll();
+    }
 
     /// Number of workers the pool keeps (0 for in_process).
     [[nodiscard]] std::size_t size() const noexcept { return engine_->size(); }
@@ -330,7 +370,13 @@ public:
 private:
     template <auto Task, std::ranges::input_range Range>
     std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> submit_chunks(Range&& inputs,
-                                                                                          std::size_t chunksize);
+                                                                                          const map_options& options);
+    template <auto Task, class It, class End>
+    std::shared_ptr<detail::batch_state<task_result_t<Task>>> submit_chunk(It& it, const End& end, std::size_t n,
+                                                                           std::size_t first, std::int64_t timeout_ms);
+    template <auto Task, class Range>
+    lazy_results<task_result_t<Task>> lazy_map(Range&& inputs, const map_options& options, bool ordered);
+    [[nodiscard]] std::size_t default_chunksize(std::size_t total) const noexcept;
     void check_owner() const;
     /// The parent's contexts now, shared with the previous capture when nothing changed (so dispatch compares
     /// pointers). Nothing when no context is registered, or in process (the caller's state is live there).
@@ -355,82 +401,7 @@ private:
     std::shared_ptr<detail::pool_engine> engine_;
     std::mutex contexts_mutex_;
     std::shared_ptr<const detail::context_snapshot> last_contexts_;
-};
-
-/// The results of map_unordered, in completion order. Advancing waits for the next finished chunk.
-template <class R>
-class unordered_results {
-    static_assert(!std::is_void_v<R>, "procpool: map_unordered needs a task that returns a value. Use map for void tasks. ");
-
-public:
-    class iterator {
-    public:
-        using value_type = R;
-        using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(unordered_results* r) : r_(r) { advance(); }
-        R& operator*() const { return *r_->current_; }
-        R* operator->() const { return &*r_->current_; }
-        iterator& operator++() {
-            advance();
-            return *this;
-        }
-        void operator++(int) { advance(); }
-        bool operator==(std::default_sentinel_t) const { return r_ == nullptr; }
-
-    private:
-        void advance() {
-            if (!r_->next()) r_ = nullptr;
-        }
-        unordered_results* r_ = nullptr;
-    };
-
-    /// Waits for the first finished chunk (advancing waits for the next).
-    iterator begin() { return iterator(this); }
-    /// The end: every chunk's results have been yielded.
-    std::default_sentinel_t end() { return {}; }
-
-    /// \cond INTERNAL
-    explicit unordered_results(std::vector<std::shared_ptr<detail::batch_state<R>>> chunks,
-                               progress_callback on_progress = {})
-        : chunks_(std::move(chunks)), on_progress_(std::move(on_progress)) {
-        for (auto& c : chunks_) total_ += c->values.size();
-    }
-    /// \endcond
-
-private:
-    bool next() {
-        while (pending_.empty()) {
-            if (!queue_) {
-                queue_ = std::make_unique<detail::completion_queue>();
-                queue_->reserve(chunks_.size());
-                for (std::size_t i = 0; i < chunks_.size(); ++i) queue_->watch(chunks_[i], i);
-                if (on_progress_) on_progress_(0, total_);
-            }
-            auto i = queue_->next();
-            if (!i) return false;
-            auto c = std::move(chunks_[*i]);
-            done_ += c->values.size();
-            if (on_progress_) on_progress_(done_, total_);
-            if (c->error) std::rethrow_exception(c->error);
-            for (std::size_t k = 0; k < c->values.size(); ++k) {
-                if (!c->errors.empty() && c->errors[k]) pending_.emplace_back(c->errors[k]);
-                else pending_.emplace_back(std::move(*c->values[k]));
-            }
-        }
-        auto item = std::move(pending_.front());
-        pending_.pop_front();
-        if (auto* e = std::get_if<std::exception_ptr>(&item)) std::rethrow_exception(*e);
-        current_.emplace(std::move(std::get<R>(item)));
-        return true;
-    }
-
-    std::vector<std::shared_ptr<detail::batch_state<R>>> chunks_; // by input order; null once taken
-    std::unique_ptr<detail::completion_queue> queue_;             // the chunks in completion order
-    progress_callback on_progress_;
-    std::size_t total_ = 0, done_ = 0;
-    std::deque<std::variant<R, std::exception_ptr>> pending_;
-    std::optional<R> current_;
+    std::shared_ptr<const int> alive_ = std::make_shared<const int>(0); // lazy maps check that the pool still exists
 };
 
 // ---- definitions (the non-template ones are in detail/pool_impl.hpp) ------------------------------------------
@@ -487,56 +458,123 @@ future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
     return future<R>(std::move(st));
 }
 
+inline std::size_t pool::default_chunksize(std::size_t total) const noexcept {
+    // As Python's Pool.map: about four chunks per worker; at most 16384 items each, so that the first chunk leaves
+    // early and the workers start while the rest is encoded.
+    const std::size_t parts = std::max<std::size_t>(1, size()) * 4;
+    return std::clamp<std::size_t>(total / parts + (total % parts ? 1 : 0), 1, 16384);
+}
+
+namespace detail {
+/// The chunk size a map uses: the option, else `automatic`; 1 with a per-item timeout (refusing a larger one).
+inline std::size_t chunksize_for(const map_options& o, std::size_t automatic) {
+    if (o.timeout.count() < 0)
+        throw std::invalid_argument("procpool: map_options::timeout is negative; give a positive per-item limit, or "
+                                    "0 for none.");
+    if (o.timeout.count() == 0) return o.chunksize ? o.chunksize : automatic;
+    if (o.chunksize > 1)
+        throw std::invalid_argument("procpool: map_options::timeout is per item, so each item is sent alone; it "
+                                    "cannot be combined with chunksize " + std::to_string(o.chunksize) +
+                                    ". Leave chunksize at 0 (or 1), or use pool_options::task_timeout for a limit "
+                                    "per chunk.");
+    return 1;
+}
+} // namespace detail
+
+template <auto Task, class It, class End>
+std::shared_ptr<detail::batch_state<task_result_t<Task>>> pool::submit_chunk(It& it, const End& end, std::size_t n,
+                                                                             std::size_t first,
+                                                                             std::int64_t timeout_ms) {
+    using R = task_result_t<Task>;
+    if (it == end) return nullptr;
+    auto st = std::make_shared<detail::batch_state<R>>();
+    st->id = next_id_++;
+    st->task = std::string(task_traits<Task>::name);
+    st->first_index = first;
+    detail::job j{st, {}, timeout_ms, {}, capture_contexts()};
+    detail::begin_frame(j.frame);
+    j.frame.reserve(64 + st->task.size() + n * 16);
+    detail::write_job_head(j.frame, st->id, st->task);
+    // The count goes first, as a fixed 8 bytes patched once known: a single-pass input may end within the chunk.
+    const auto count_at = detail::reserve_item_length(j.frame);
+    std::size_t k = 0;
+    // Items are encoded straight into the chunk's frame, each as a length-prefixed blob. An item that cannot be
+    // encoded throws here; chunks sent before it run.
+    for (; k < n && it != end; ++k, ++it) {
+        const auto at = detail::reserve_item_length(j.frame); // known once the item is encoded
+        decltype(auto) e = *it;
+        detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
+        detail::finish_item(j.frame, at);
+    }
+    for (std::size_t b = 0; b < 8; ++b) j.frame[count_at + b] = static_cast<std::byte>((k >> (8 * b)) & 0xff);
+    st->values.resize(k);
+    detail::finish_frame(j.frame, detail::frame_type::batch);
+    enqueue(std::move(j));
+    return st;
+}
+
 template <auto Task, std::ranges::input_range Range>
 std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::submit_chunks(Range&& inputs,
-                                                                                             std::size_t chunksize) {
+                                                                                             const map_options& options) {
     static_assert(detail::check_task<Task>());
     using R = task_result_t<Task>;
     if constexpr (!std::ranges::forward_range<Range> && !std::ranges::sized_range<Range>) {
         // A single-pass range of unknown length: take its elements first, to size the chunks.
         std::vector<std::ranges::range_value_t<Range>> all;
         for (auto&& e : inputs) all.push_back(std::forward<decltype(e)>(e));
-        return submit_chunks<Task>(all, chunksize);
+        return submit_chunks<Task>(all, options);
     } else {
         std::size_t total = 0;
         if constexpr (std::ranges::sized_range<Range>) total = static_cast<std::size_t>(std::ranges::size(inputs));
         else // counted by hand: libc++ 14 has no std::ranges::distance
             for (auto it = std::ranges::begin(inputs), end = std::ranges::end(inputs); it != end; ++it) ++total;
-        if (chunksize == 0) {
-            // As Python's Pool.map: about four chunks per worker; at most 16384 items each, so that the first
-            // chunk leaves early and the workers start while the rest is encoded.
-            std::size_t parts = std::max<std::size_t>(1, size()) * 4;
-            chunksize = std::clamp<std::size_t>(total / parts + (total % parts ? 1 : 0), 1, 16384);
-        }
+        const std::size_t chunksize = detail::chunksize_for(options, default_chunksize(total));
         std::vector<std::shared_ptr<detail::batch_state<R>>> chunks;
         chunks.reserve(total / chunksize + 1);
         auto it = std::ranges::begin(inputs);
-        // Items are encoded straight into their chunk's frame, each as a length-prefixed blob, and a chunk is
-        // sent as soon as it is complete. An item that cannot be encoded throws here; chunks sent before it run.
-        for (std::size_t first = 0; first < total; first += chunksize) {
-            std::size_t n = std::min(chunksize, total - first);
-            auto st = std::make_shared<detail::batch_state<R>>();
-            st->id = next_id_++;
-            st->task = std::string(task_traits<Task>::name);
-            st->first_index = first;
-            st->values.resize(n);
-            detail::job j{st, {}, 0, {}, capture_contexts()};
-            detail::begin_frame(j.frame);
-            j.frame.reserve(64 + st->task.size() + n * 16);
-            detail::write_job_head(j.frame, st->id, st->task);
-            writer(j.frame).write(static_cast<std::uint64_t>(n));
-            for (std::size_t k = 0; k < n; ++k, ++it) {
-                const auto at = detail::reserve_item_length(j.frame); // known once the item is encoded
-                decltype(auto) e = *it;
-                detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
-                detail::finish_item(j.frame, at);
-            }
-            detail::finish_frame(j.frame, detail::frame_type::batch);
-            enqueue(std::move(j));
-            chunks.push_back(std::move(st));
-        }
+        const auto end = std::ranges::end(inputs);
+        for (std::size_t first = 0; first < total; first += chunksize)
+            chunks.push_back(submit_chunk<Task>(it, end, std::min(chunksize, total - first), first,
+                                                options.timeout.count()));
         return chunks;
     }
+}
+
+namespace detail {
+/// A lazy map's input, kept where it does not move (its iterators may point into it): the range itself when the
+/// caller gave a temporary, else a reference to the caller's. Begun at the first pull (begin() of some ranges reads).
+template <class Range>
+struct lazy_input {
+    using stored = std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>;
+    explicit lazy_input(Range&& r) : range(std::forward<Range>(r)) {}
+    stored range;
+    std::optional<std::ranges::iterator_t<std::remove_reference_t<stored>>> it;
+    std::size_t next_index = 0;
+};
+} // namespace detail
+
+template <auto Task, class Range>
+lazy_results<task_result_t<Task>> pool::lazy_map(Range&& inputs, const map_options& options, bool ordered) {
+    static_assert(detail::check_task<Task>());
+    using R = task_result_t<Task>;
+    std::size_t total = 0;
+    if constexpr (std::ranges::sized_range<Range>) total = static_cast<std::size_t>(std::ranges::size(inputs));
+    const std::size_t chunksize = detail::chunksize_for(options, total ? default_chunksize(total) : 1);
+    const std::size_t limit =
+        options.max_in_flight ? options.max_in_flight : 4 * std::max<std::size_t>(1, size()) * chunksize;
+    auto in = std::make_shared<detail::lazy_input<Range>>(std::forward<Range>(inputs));
+    std::weak_ptr<const int> alive = alive_;
+    detail::chunk_source<R> source = [this, in, alive, timeout = options.timeout.count()](std::size_t n)
+        -> detail::chunk_ptr<R> {
+        if (alive.expired())
+            throw pool_closed("procpool: the pool was destroyed while an imap over it was still being iterated; "
+                              "keep the pool alive until the loop ends.");
+        if (!in->it) in->it.emplace(std::ranges::begin(in->range));
+        auto c = submit_chunk<Task>(*in->it, std::ranges::end(in->range), n, in->next_index, timeout);
+        if (c) in->next_index += c->values.size();
+        return c;
+    };
+    return lazy_results<R>(std::move(source), ordered, chunksize, limit, total, options.on_progress);
 }
 
 namespace detail {
@@ -563,7 +601,7 @@ void wait_chunks(const std::vector<std::shared_ptr<batch_state<R>>>& chunks, con
 template <auto Task, std::ranges::input_range Range>
 auto pool::map(Range&& inputs, const map_options& options) {
     using R = typename detail::checked_task_result<Task>::type;
-    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize);
+    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), options);
     detail::wait_chunks(chunks, options.on_progress);
     if constexpr (std::is_void_v<R>) {
         for (auto& c : chunks) {
@@ -591,7 +629,7 @@ template <auto Task, std::ranges::input_range Range>
 std::vector<item_outcome<typename detail::checked_task_result<Task>::type>>
 pool::map_outcomes(Range&& inputs, const map_options& options) {
     using R = task_result_t<Task>;
-    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize);
+    auto chunks = submit_chunks<Task>(std::forward<Range>(inputs), options);
     detail::wait_chunks(chunks, options.on_progress);
     std::vector<item_outcome<R>> out;
     std::size_t total = 0;
@@ -613,8 +651,23 @@ pool::map_outcomes(Range&& inputs, const map_options& options) {
 template <auto Task, std::ranges::input_range Range>
 unordered_results<typename detail::checked_task_result<Task>::type> pool::map_unordered(Range&& inputs,
                                                                                        const map_options& options) {
-    return unordered_results<task_result_t<Task>>(submit_chunks<Task>(std::forward<Range>(inputs), options.chunksize),
-                                                  options.on_progress);
+    using R = task_result_t<Task>;
+    auto chunks = std::make_shared<std::deque<detail::chunk_ptr<R>>>();
+    std::size_t total = 0, largest = 1;
+    for (auto& c : submit_chunks<Task>(std::forward<Range>(inputs), options)) {
+        total += c->values.size();
+        largest = std::max(largest, c->values.size());
+        chunks->push_back(std::move(c));
+    }
+    // Everything is sent already: the source hands the chunks over, and the bound never holds one back.
+    detail::chunk_source<R> source = [chunks](std::size_t) -> detail::chunk_ptr<R> {
+        if (chunks->empty()) return nullptr;
+        auto c = std::move(chunks->front());
+        chunks->pop_front();
+        return c;
+    };
+    return unordered_results<R>(std::move(source), false, largest, static_cast<std::size_t>(-1), total,
+                                options.on_progress);
 }
 
 PROCPOOL_END_NAMESPACE

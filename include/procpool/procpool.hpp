@@ -8,6 +8,7 @@
 #include <procpool/context.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
+#include <procpool/lazy_results.hpp>
 #include <procpool/log.hpp>
 #include <procpool/options.hpp>
 #include <procpool/per_process.hpp>

@@ -7,7 +7,9 @@
 
 #include <procpool/config.hpp>
 #include <procpool/detail/job.hpp>
+#include <procpool/error.hpp>
 #include <procpool/future.hpp>
+#include <procpool/platform/types.hpp>
 
 #include <cstddef>
 #include <exception>
@@ -45,6 +47,13 @@ public:
     [[nodiscard]] virtual bool lends() const noexcept { return false; }
     /// A buffer of at least `bytes` capacity whose pages are already touched, or an empty one.
     [[nodiscard]] virtual std::vector<std::byte> take_frame_buffer(std::size_t) { return {}; }
+    /// A handle an event loop waits on for readability: readable when poll() has something to do. The engine owns
+    /// it. \throws error when the engine (or the platform) has none.
+    [[nodiscard]] virtual platform::native_handle native_handle() {
+        throw error("procpool: this pool's engine has no handle for an event loop; call pool.poll() from a timer.");
+    }
+    /// Makes the progress possible now without blocking (reads results, dispatches, enforces deadlines).
+    virtual void poll() {}
 };
 
 } // namespace detail

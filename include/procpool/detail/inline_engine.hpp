@@ -12,6 +12,7 @@
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>
 #include <procpool/options.hpp>
+#include <procpool/platform/platform.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/task.hpp>
 
@@ -32,6 +33,12 @@ namespace detail {
 class inline_engine final : public pool_engine, public std::enable_shared_from_this<inline_engine> {
 public:
     explicit inline_engine(pool_options opts) : opts_(std::move(opts)) {}
+    ~inline_engine() override {
+        platform::close_handle(never_r_);
+        platform::close_handle(never_w_);
+    }
+    inline_engine(const inline_engine&) = delete;
+    inline_engine& operator=(const inline_engine&) = delete;
 
     void start() override {
         registry::instance().verify();
@@ -80,6 +87,13 @@ public:
     [[nodiscard]] std::size_t size() const noexcept override { return 0; }
     [[nodiscard]] std::vector<long> pids() const override { return {}; }
     [[nodiscard]] bool remote() const noexcept override { return false; } // the caller's state is live here
+    /// Jobs are done when submit returns, so there is never anything to poll for: a channel end nothing writes
+    /// to, so that an event loop written for every start method works here too.
+    [[nodiscard]] platform::native_handle native_handle() override {
+        std::lock_guard lk(m_);
+        if (never_r_ == platform::invalid_handle) platform::make_channel(never_r_, never_w_);
+        return never_r_;
+    }
 
     void shutdown(bool = false) override {
         std::lock_guard lk(m_);
@@ -95,6 +109,7 @@ private:
     pool_options opts_;
     std::recursive_mutex m_;
     bool closed_ = false;
+    platform::native_handle never_r_ = platform::invalid_handle, never_w_ = platform::invalid_handle;
 };
 
 } // namespace detail

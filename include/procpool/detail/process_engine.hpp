@@ -137,6 +137,7 @@ public:
             wake();
         } else {
             dispatch();
+            if (events_.fd != platform::invalid_handle) wake(); // an event loop's poll() updates its set for this job
         }
     }
 
@@ -249,6 +250,32 @@ public:
     }
     static constexpr std::size_t max_callback_errors = 64;
 
+    /// A descriptor an event loop waits on: readable when poll() has something to do (see watch_events).
+    /// \throws error where the platform has no event set (Windows, non-Linux POSIX for now).
+    [[nodiscard]] platform::native_handle native_handle() override {
+        if constexpr (!platform::has_event_set)
+            throw error("procpool: pool::native_handle() is not available on this platform yet. Call pool.poll() "
+                        "from the event loop's timer, or wait on the futures from a thread of their own.");
+        std::unique_lock lk(m_);
+        if (events_.fd == platform::invalid_handle) {
+            platform::open_event_set(events_);
+            own_handle(events_.fd);
+            own_handle(events_.timer);
+            if (driving_) wake(); // the driver's round ends by filling the set
+            else watch_events();
+        }
+        return events_.fd;
+    }
+
+    /// One round without blocking: what has arrived is handled, queued jobs are dispatched, deadlines are enforced.
+    /// Nothing when another thread is driving the pool (that thread makes the progress).
+    void poll() override {
+        detail::callbacks_after run;
+        std::unique_lock lk(m_);
+        if (driving_ || shut_down_) return;
+        drive_once(lk, std::nullopt, true);
+    }
+
     [[nodiscard]] platform::pid_type owner() const noexcept { return owner_; }
     [[nodiscard]] std::size_t size() const noexcept override { return target_; }
 
@@ -286,21 +313,14 @@ private:
     }
 
     // ---- the progress loop --------------------------------------------------------------------------------
-    /// One round: poll the channels without the lock, then handle everything that arrived.
-    void drive_once(std::unique_lock<std::mutex>& lk, std::optional<std::chrono::steady_clock::time_point> deadline) {
-        driving_ = true;
-        struct reset {
-            process_engine* e;
-            bool held = true;
-            void release() {
-                if (!held) return;
-                held = false;
-                e->driving_ = false;
-                e->cv_.notify_all();
-            }
-            ~reset() { release(); }
-        } guard{this};
-        dispatch();
+    /// What a round waits on: poll_items_ (the channels, the wake pipe, the launcher's events, the workers' process
+    /// handles), poll_slots_ and poll_procs_ (whose items they are), and for how long at most.
+    struct round_items {
+        int timeout = -1;
+        std::size_t template_item = 0, proc_items = 0; // positions in poll_items_
+    };
+    round_items gather(std::optional<std::chrono::steady_clock::time_point> deadline) {
+        round_items r;
         auto& items = poll_items_; // reused: this runs once per wait
         auto& who = poll_slots_;
         items.clear();
@@ -311,10 +331,10 @@ private:
             who.push_back(w.get());
         }
         items.push_back({wake_r_, false});
-        const std::size_t template_item = items.size();
+        r.template_item = items.size();
         if (launcher_.events_handle() != platform::invalid_handle) items.push_back({launcher_.events_handle(), false});
         // A worker's process handle: its death is seen even when a process its task forked holds the channel open.
-        const std::size_t proc_items = items.size();
+        r.proc_items = items.size();
         auto& dying = poll_procs_;
         dying.clear();
         for (auto* w : who)
@@ -322,7 +342,7 @@ private:
                 items.push_back({w->proc, false});
                 dying.push_back(w);
             }
-        int timeout = -1;
+        int& timeout = r.timeout;
         auto now_ms = platform::now_ms();
         if (pending_launches_ > 0) timeout = static_cast<int>(std::max<std::int64_t>(0, next_launch_ms_ - now_ms));
         if (launcher_.has_queued()) timeout = 0; // reports read while collecting an exit status
@@ -341,6 +361,33 @@ private:
             auto left = static_cast<int>(std::max<std::int64_t>(0, until - now_ms));
             timeout = timeout < 0 ? left : std::min(timeout, left);
         }
+        return r;
+    }
+
+    /// One round: poll the channels without the lock, then handle everything that arrived. `nonblocking`: poll
+    /// without waiting (pool::poll).
+    void drive_once(std::unique_lock<std::mutex>& lk, std::optional<std::chrono::steady_clock::time_point> deadline,
+                    bool nonblocking = false) {
+        driving_ = true;
+        struct reset {
+            process_engine* e;
+            bool held = true;
+            void release() {
+                if (!held) return;
+                held = false;
+                e->driving_ = false;
+                e->cv_.notify_all();
+            }
+            ~reset() { release(); }
+        } guard{this};
+        dispatch();
+        const auto round = gather(deadline);
+        auto& items = poll_items_;
+        auto& who = poll_slots_;
+        auto& dying = poll_procs_;
+        const std::size_t template_item = round.template_item, proc_items = round.proc_items;
+        const int timeout = nonblocking ? 0 : round.timeout;
+        auto now_ms = platform::now_ms();
         bool answers_due = false; // a worker is running a job: its answer may be microseconds away
         for (auto* w : who) answers_due = answers_due || !w->inflight.empty();
         lk.unlock();
@@ -407,6 +454,7 @@ private:
         }
         reap_closed();
         dispatch();
+        watch_events();
         // Report without the driver role: a callback that waits on a future or shuts the pool down drives it.
         guard.release();
         report_losses(lk);
@@ -415,6 +463,17 @@ private:
             run_pending_callbacks();
             lk.lock();
         }
+    }
+
+    /// With an event loop's handle open (native_handle), makes it watch what the next round would wait on, and
+    /// become readable at the round's deadline. The rings are asked to ring their doorbells (the channel) for their
+    /// next record, as before a blocking wait; one that already holds a record makes the handle readable at once.
+    void watch_events() {
+        if (events_.fd == platform::invalid_handle) return;
+        auto round = gather(std::nullopt);
+        bool data = false;
+        for (auto* w : poll_slots_) data = w->ask_for_doorbell() || data;
+        platform::watch_event_set(events_, poll_items_, data ? 0 : round.timeout);
     }
 
     /// Runs on_worker_lost for the deaths seen so far, without the lock (the callback may use the pool). One
@@ -1017,6 +1076,8 @@ private:
         }
         slots_.clear();
         launcher_.close();
+        for (auto h : {events_.fd, events_.timer}) release_handle(h);
+        platform::close_event_set(events_);
         for (auto* h : {&wake_r_, &wake_w_}) {
             if (*h >= 0) {
                 release_handle(*h);
@@ -1069,6 +1130,7 @@ private:
     std::vector<platform::poll_item> poll_items_;
     std::vector<worker_link*> poll_slots_;
     std::vector<worker_link*> poll_procs_;
+    platform::event_set events_; // an event loop's handle on the pool (native_handle), opened on first use
     std::vector<std::byte> spare_frame_; // a large finished job frame, for the next large submit (fresh pages are slow)
 };
 

@@ -159,6 +159,16 @@ PROCPOOL_DETAIL_PLATFORM_PROVIDES(find_symbol, void*(void*, const char*) noexcep
 // advise_huge_pages(p, bytes): a hint before first touch; a no-op where unsupported.
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(advise_huge_pages, void(void*, std::size_t) noexcept);
 
+// ---- an event loop's handle on a pool (event_set.hpp) -----------------------------------------------------------
+// event_set {fd, timer, watched}; has_event_set: whether open_event_set works here (else it throws). open_event_set:
+// an empty set whose fd turns readable when a watched item is ready; watch_event_set(set, items, timeout_ms): watch
+// exactly these items, and turn readable after timeout_ms (-1: never); close_event_set closes the set's own handles.
+static_assert(std::is_same_v<decltype(platform::has_event_set), const bool>);
+static_assert(std::is_same_v<decltype(event_set::fd), native_handle>);
+PROCPOOL_DETAIL_PLATFORM_PROVIDES(open_event_set, void(event_set&));
+PROCPOOL_DETAIL_PLATFORM_PROVIDES(watch_event_set, void(event_set&, const std::vector<poll_item>&, int));
+PROCPOOL_DETAIL_PLATFORM_PROVIDES(close_event_set, void(event_set&) noexcept);
+
 #if PROCPOOL_POSIX
 // ---- POSIX only: the library calls these under #if PROCPOOL_POSIX (or !PROCPOOL_WINDOWS) ------------------------
 // parent_pid: the parent's id (pid.hpp).

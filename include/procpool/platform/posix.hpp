@@ -19,5 +19,6 @@
 #include <procpool/platform/posix/lifetime.hpp>   // lifelines, bind_lifetime_to_parent, ignore_terminal_signals
 #include <procpool/platform/posix/shm.hpp>        // the result ring's memory, wait_on_shared / wake_shared
 #include <procpool/platform/posix/library.hpp>    // load_library, find_symbol
+#include <procpool/platform/posix/event_set.hpp>  // event sets for pool::native_handle (epoll + timerfd)
 
 #endif // PROCPOOL_PLATFORM_POSIX_HPP
