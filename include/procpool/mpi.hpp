@@ -43,6 +43,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -138,6 +139,7 @@ struct mpi_process {
     bool we_initialized = false;
     bool finalized = false;
     bool static_busy = false; // a static-world pool is open (the agents serve one pool at a time)
+    std::vector<int> lost;    // static-world ranks found dead: nothing is sent to them again
     MPI_Comm world = MPI_COMM_NULL; // our duplicate of MPI_COMM_WORLD: our messages never match the application's
     std::mutex m;
 };
@@ -797,6 +799,10 @@ private:
                 j.state->task, a.rank, a.host, a.pid)));
         }
         a.running.clear();
+        if (!spawned_) {
+            std::lock_guard g(mpi_state().m);
+            mpi_state().lost.push_back(a.rank);
+        }
         log(log_level::info, [&] { return "node agent on MPI rank " + std::to_string(a.rank) + " lost"; });
         if (std::all_of(agents_.begin(), agents_.end(), [](const agent& x) { return x.lost; })) {
             broken_ = std::make_exception_ptr(mpi::node_lost("procpool: every node agent of the pool was lost", "",
@@ -970,7 +976,9 @@ inline void finalize() {
     MPI_Comm_size(st.world, &size);
     if (rank == 0) {
         const std::uint8_t b = 0;
-        for (int r = 1; r < size; ++r) MPI_Send(&b, 1, MPI_BYTE, r, detail::mpi_tag_exit, st.world);
+        for (int r = 1; r < size; ++r)
+            if (std::find(st.lost.begin(), st.lost.end(), r) == st.lost.end())
+                MPI_Send(&b, 1, MPI_BYTE, r, detail::mpi_tag_exit, st.world);
     }
     MPI_Comm_free(&st.world);
     st.world = MPI_COMM_NULL;
@@ -1043,7 +1051,10 @@ inline void serve_if_worker_rank(int argc, char** argv) {
         MPI_Info_create(&info);
         if (!opts.hosts.empty()) MPI_Info_set(info, "host", opts.hosts.c_str());
         if (!opts.hostfile.empty()) MPI_Info_set(info, "hostfile", opts.hostfile.c_str());
-        const std::string exe = platform::executable_path();
+        // The real file: "/proc/self/exe" would name the MPI launcher's daemon in the process that runs it.
+        std::error_code ec;
+        std::string exe = std::filesystem::canonical(platform::executable_path(), ec).string();
+        if (ec) exe = platform::executable_path();
         char flag[] = "--procpool-mpi-agent";
         char* args[] = {flag, nullptr};
         MPI_Comm inter = MPI_COMM_NULL;
@@ -1073,9 +1084,11 @@ inline void serve_if_worker_rank(int argc, char** argv) {
             if (st.static_busy)
                 throw start_error("procpool: the serving ranks already serve another pool: shut it down first (the "
                                   "static world's agents serve one pool at a time)");
+            for (int r = 1; r < size; ++r)
+                if (std::find(st.lost.begin(), st.lost.end(), r) == st.lost.end()) ranks.push_back(r);
+            if (ranks.empty()) throw start_error("procpool: every serving MPI rank was lost");
             st.static_busy = true;
         }
-        for (int r = 1; r < size; ++r) ranks.push_back(r);
         engine = std::make_shared<detail::mpi_engine>(st.world, std::move(ranks), false, std::move(opts));
     }
     const start_method method = start_method::spawn;
