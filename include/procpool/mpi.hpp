@@ -106,7 +106,7 @@ struct cluster_options {
     /// An agent silent for this long (agents send a heartbeat every agent_timeout / 8) is lost: its running tasks
     /// fail with node_lost and no more work goes to it.
     std::chrono::milliseconds agent_timeout{10000};
-    /// Jobs (tasks or map chunks) sent ahead to one agent; 0: twice its workers, at least 4.
+    /// Jobs (tasks or map chunks) sent to one agent and not yet answered; 0: four per worker, at least 8.
     std::size_t window = 0;
 };
 
@@ -266,26 +266,28 @@ inline std::vector<std::byte> mpi_recv_head(MPI_Comm comm, const MPI_Status& s) 
     return buf;
 }
 
-/// Waits between polls when nothing happened: spins first (latency), then yields, then sleeps on `cv` (a core for
-/// the tasks when idle). MPI's own blocking calls would spin at 100 % of a core.
+/// Waits between polls when nothing happened: spins first (latency), then yields the core (to the tasks, on a node
+/// with as many processes as cores) for about a scheduler tick's worth of polls, then sleeps on `cv`, longer as the
+/// quiet lasts, up to `longest`. MPI's own blocking calls would spin at 100 % of a core for as long as they wait.
 class mpi_backoff {
 public:
     void reset() noexcept { idle_ = 0; }
     template <class Lock, class Pred>
     void pause(std::condition_variable& cv, Lock& lk, Pred wake, std::chrono::microseconds longest) {
         ++idle_;
-        if (idle_ < 64) return;
-        if (idle_ < 1024) {
+        if (idle_ < spins) return;
+        if (idle_ < yields) {
             lk.unlock();
             std::this_thread::yield();
             lk.lock();
             return;
         }
-        auto d = std::min<std::chrono::microseconds>(std::chrono::microseconds(20 * (idle_ / 1024)), longest);
+        auto d = std::min<std::chrono::microseconds>(std::chrono::microseconds(10 * ((idle_ - yields) / 64 + 1)), longest);
         cv.wait_for(lk, d, wake);
     }
 
 private:
+    static constexpr std::size_t spins = 64, yields = 16384;
     std::size_t idle_ = 0;
 };
 
@@ -543,7 +545,10 @@ private:
         std::shared_ptr<const context_snapshot> contexts;
         if (r.read<bool>()) contexts = std::make_shared<const context_snapshot>(r.read<context_snapshot>());
         const auto bytes = r.read<std::uint64_t>();
-        std::vector<std::byte> frame(bytes);
+        // A large frame goes into a buffer whose pages the local pool already touched: faulting in 64 MiB of
+        // fresh pages costs several times the transfer.
+        std::vector<std::byte> frame = engine.take_frame_buffer(bytes);
+        frame.resize(bytes);
         mpi_recv_bytes(comm_, root_, mpi_tag_job_body, frame.data(), frame.size());
         try {
             if (frame.size() < frame_header_size) throw protocol_error("procpool: a job frame without a header", 0);
@@ -675,6 +680,9 @@ public:
     }
 
     bool wait(state_base& s, std::optional<std::chrono::steady_clock::time_point> deadline) override {
+        // A short task's answer comes within a few scheduler slices: yielding until then saves the wake-up of a
+        // thread blocked on the condition (tens of microseconds on a loaded node).
+        for (int i = 0; i < 256 && !s.done.load(std::memory_order_acquire); ++i) std::this_thread::yield();
         std::unique_lock lk(m_);
         auto done = [&] { return s.done.load(std::memory_order_acquire); };
         if (deadline) return cv_.wait_until(lk, *deadline, done);
@@ -742,6 +750,16 @@ public:
         }
     }
 
+    /// The last large frame once MPI is done with it (its pages are touched: no page faults to fill it again).
+    [[nodiscard]] std::vector<std::byte> take_frame_buffer(std::size_t bytes) override {
+        std::lock_guard lk(m_);
+        if (!spare_ || spare_.use_count() != 1 || spare_->capacity() < bytes) return {};
+        std::vector<std::byte> b = std::move(const_cast<std::vector<std::byte>&>(*spare_));
+        spare_.reset();
+        b.clear();
+        return b;
+    }
+
     [[nodiscard]] std::size_t size() const noexcept override { return total_workers_; }
     /// The process ids of the node agents that are not lost.
     [[nodiscard]] std::vector<long> pids() const override {
@@ -771,7 +789,7 @@ private:
     }
 
     std::size_t window(const agent& a) const {
-        return opts_.window ? opts_.window : std::max<std::size_t>(4, 2 * a.workers);
+        return opts_.window ? opts_.window : std::max<std::size_t>(8, 4 * a.workers);
     }
 
     /// Tells an agent to close its local pool and waits for it (start's failure path: no driver thread yet).
@@ -840,6 +858,7 @@ private:
                 if (j.contexts) w.write(*j.contexts);
                 w.write(static_cast<std::uint64_t>(body->size()));
                 const int dest = best->rank;
+                if (body->size() >= large_buffer_bytes) spare_ = body; // its pages, for the next large frame
                 best->running.emplace(j.state->id, std::move(j));
                 lk.unlock();
                 sends.post(comm_, dest, mpi_tag_job, std::move(head), mpi_tag_job_body, std::move(body));
@@ -954,6 +973,7 @@ private:
     std::thread thread_;
     bool closed_ = false, stopping_ = false, stopped_ = false, cancel_ = false, released_ = false;
     std::exception_ptr broken_;
+    std::shared_ptr<const std::vector<std::byte>> spare_; // see take_frame_buffer
 };
 
 } // namespace detail
@@ -1025,7 +1045,9 @@ inline void serve_if_worker_rank(int argc, char** argv) {
     MPI_Comm_free(&st.world);
     st.world = MPI_COMM_NULL;
     st.finalized = true;
-    if (st.we_initialized) MPI_Finalize();
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize(); // an agent ends here: nobody else would finalize (whoever initialized MPI)
     std::exit(0);
 }
 
