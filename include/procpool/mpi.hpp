@@ -31,6 +31,13 @@
 #if !__has_include(<mpi.h>)
 #error "procpool: procpool/mpi.hpp needs MPI (<mpi.h>; Debian: libopenmpi-dev). Link the CMake target procpool::mpi, or build with mpicxx."
 #endif
+// The C API only: the C++ bindings (deprecated in MPI-2.2, removed in MPI-3) warn under -Wcast-function-type.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <algorithm>
