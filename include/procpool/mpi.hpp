@@ -138,6 +138,9 @@ enum mpi_tag : int {
 /// can exercise the split without sending 2 GiB; the receiver accepts any split.
 inline std::size_t mpi_max_message = std::size_t{1} << 30;
 
+/// A payload up to this size travels inside its head message (one message per job or result instead of two).
+inline constexpr std::size_t mpi_inline_bytes = 32 * 1024;
+
 /// How a job ended on its node, as the result message says.
 enum class mpi_outcome : std::uint8_t { payload = 0, worker_died, task_timeout, task_cancelled, pool_closed, other };
 
@@ -196,9 +199,14 @@ inline void mpi_ensure_init() {
 /// Non-blocking sends whose buffers are kept until they complete.
 class mpi_sends {
 public:
-    /// Sends `head` then `body` (split at mpi_max_message) to `dest`; `body` is kept alive until sent.
+    /// Sends `head` then `body` (split at mpi_max_message) to `dest`; `body` is kept alive until sent. A body up to
+    /// mpi_inline_bytes goes at the end of the head instead (mpi_take_body reads it from either place).
     void post(MPI_Comm comm, int dest, int tag, std::vector<std::byte> head, int body_tag,
               std::shared_ptr<const std::vector<std::byte>> body = nullptr) {
+        if (body && body->size() <= mpi_inline_bytes) {
+            head.insert(head.end(), body->begin(), body->end());
+            body.reset();
+        }
         auto h = std::make_shared<std::vector<std::byte>>(std::move(head));
         add(comm, dest, tag, h->data(), h->size(), h);
         if (!body) return;
@@ -262,6 +270,12 @@ inline void mpi_recv_bytes(MPI_Comm comm, int src, int tag, std::byte* p, std::s
         mpi_check(MPI_Recv(p + got, count, MPI_BYTE, src, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
         got += static_cast<std::size_t>(count);
     }
+}
+
+/// Reads a body of `n` bytes that mpi_sends::post sent after the head `r` is reading: from the head, or as messages.
+inline void mpi_take_body(reader& r, MPI_Comm comm, int src, int tag, std::byte* p, std::size_t n) {
+    if (n <= mpi_inline_bytes) r.read_bytes(p, n, "an MPI payload");
+    else mpi_recv_bytes(comm, src, tag, p, n);
 }
 
 /// Receives one small message (a head) whose arrival `s` announced.
@@ -556,7 +570,7 @@ private:
         // fresh pages costs several times the transfer.
         std::vector<std::byte> frame = engine.take_frame_buffer(bytes);
         frame.resize(bytes);
-        mpi_recv_bytes(comm_, root_, mpi_tag_job_body, frame.data(), frame.size());
+        mpi_take_body(r, comm_, root_, mpi_tag_job_body, frame.data(), frame.size());
         try {
             if (frame.size() < frame_header_size) throw protocol_error("procpool: a job frame without a header", 0);
             reader fr(std::span<const std::byte>(frame).subspan(frame_header_size));
@@ -946,7 +960,7 @@ private:
         if (kind == mpi_outcome::payload) {
             payload.resize(r.read<std::uint64_t>());
             lk.unlock();
-            mpi_recv_bytes(comm_, s.MPI_SOURCE, mpi_tag_result_body, payload.data(), payload.size());
+            mpi_take_body(r, comm_, s.MPI_SOURCE, mpi_tag_result_body, payload.data(), payload.size());
             lk.lock();
         }
         auto it = a->running.find(id);
