@@ -32,12 +32,14 @@
 #error "procpool: procpool/mpi.hpp needs MPI (<mpi.h>; Debian: libopenmpi-dev). Link the CMake target procpool::mpi, or build with mpicxx."
 #endif
 // The C API only: the C++ bindings (deprecated in MPI-2.2, removed in MPI-3) warn under -Wcast-function-type.
+/// \cond INTERNAL
 #ifndef OMPI_SKIP_MPICXX
 #define OMPI_SKIP_MPICXX 1
 #endif
 #ifndef MPICH_SKIP_MPICXX
 #define MPICH_SKIP_MPICXX 1
 #endif
+/// \endcond
 #include <mpi.h>
 
 #include <algorithm>
