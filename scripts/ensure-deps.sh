@@ -5,6 +5,7 @@
 #   scripts/ensure-deps.sh --ci     also clang-14 with libc++ and libFuzzer (scripts/test.sh's clang and fuzz stages),
 #                                   and what --wine installs
 #   scripts/ensure-deps.sh --wine   also the mingw-w64 cross compiler and wine (the wine stage: docs/windows.md)
+#   scripts/ensure-deps.sh --mpi    also Open MPI (scripts/test.sh's mpi stage: procpool/mpi.hpp, docs/mpi.md)
 #   scripts/ensure-deps.sh --docs   also doxygen (scripts/test.sh's docs stage: the API reference)
 #   scripts/ensure-deps.sh --quick  only what examples/quickstart.cpp needs (scripts/quickstart.sh): no Catch2, no Meson
 # As root (or with password-less sudo) it runs apt-get; otherwise it prints the command to run and exits 1.
@@ -16,6 +17,7 @@ optional=(clang-14 libc++-14-dev libc++abi-14-dev libclang-rt-14-dev libcereal-d
 # Debian 12's wine package is 32- and 64-bit in one name; wine64 alone runs the 64-bit tests.
 wine=(g++-mingw-w64-x86-64-posix wine wine64)
 docs=(doxygen)
+mpi=(openmpi-bin libopenmpi-dev)
 quick=(g++ cmake ninja-build libboost1.81-dev)
 
 base=("${required[@]}")
@@ -26,8 +28,9 @@ for arg in "$@"; do
         --ci) extra+=("${optional[@]}" "${wine[@]}") ;;
         --wine) extra+=("${wine[@]}") ;;
         --docs) extra+=("${docs[@]}") ;;
+        --mpi) extra+=("${mpi[@]}") ;;
         --quick) base=("${quick[@]}"); quick_only=1 ;;
-        *) echo "usage: $0 [--ci] [--wine] [--docs] [--quick]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--ci] [--wine] [--docs] [--mpi] [--quick]" >&2; exit 2 ;;
     esac
 done
 want=("${base[@]}" "${extra[@]}")

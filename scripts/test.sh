@@ -15,6 +15,8 @@
 #   wine       the Windows build: mingw-w64 cross compiler (CMake toolchain file and Meson cross file), unit tests
 #              and examples run under wine; [posix] test cases are not run there (docs/windows.md)   (build/wine)
 #   docs       Doxygen reference from the public headers, warnings are errors; relative links in the docs resolve
+#   mpi        procpool/mpi.hpp: tests/mpi under mpirun -n 3 (shared memory, then --mca btl tcp,self), a node agent
+#              killed (--enable-recovery), a mismatched binary refused, the dynamic mode from a singleton (build/mpi)
 #   package    the .deb built with CPack, installed with dpkg -i, consumed by find_package and pkg-config, removed;
 #              the vcpkg port's install steps, the Conan recipe and the Meson wrap checked as far as this machine can
 # Run a subset with PROCPOOL_STAGES="gcc asan" (or as arguments: scripts/test.sh gcc asan).
@@ -25,7 +27,7 @@ set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
 
-all_stages="gcc clang asan tsan meson consumers fuzz version wine docs package"
+all_stages="gcc clang asan tsan meson consumers fuzz version wine docs mpi package"
 if [[ $# -gt 0 ]]; then
     stages="$*"
 else
@@ -44,6 +46,7 @@ export CTEST_OUTPUT_ON_FAILURE=1
 deps_args=()
 [[ " $stages " == *" clang "* || " $stages " == *" fuzz "* ]] && deps_args+=(--ci)
 [[ " $stages " == *" wine "* ]] && deps_args+=(--wine)
+[[ " $stages " == *" mpi "* ]] && deps_args+=(--mpi)
 bash scripts/ensure-deps.sh "${deps_args[@]}" || exit 1
 
 # cmake_stage <build dir> <cmake args...>: configure, build everything, run ctest.
@@ -72,7 +75,8 @@ stage_asan() {
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     cmake_stage build/asan -DCMAKE_CXX_COMPILER=g++-12 -DCMAKE_BUILD_TYPE=Debug \
         -DCMAKE_CXX_FLAGS="$san -Wno-maybe-uninitialized" -DCMAKE_EXE_LINKER_FLAGS="$san" -DPROCPOOL_WERROR=OFF \
-        -DPROCPOOL_BUILD_HEADER_TESTS=OFF -DPROCPOOL_BUILD_COMPILE_FAIL_TESTS=OFF -DPROCPOOL_BUILD_BENCH=OFF
+        -DPROCPOOL_BUILD_HEADER_TESTS=OFF -DPROCPOOL_BUILD_COMPILE_FAIL_TESTS=OFF -DPROCPOOL_BUILD_BENCH=OFF \
+        -DPROCPOOL_MPI=OFF # MPI_Init's own allocations would fail LeakSanitizer: the mpi stage covers MPI
 }
 
 # ThreadSanitizer: g++-12 with libstdc++, whose templates are instrumented as they are compiled (clang 14 cannot
@@ -252,6 +256,23 @@ stage_version() {
 
 # The API reference (docs/Doxyfile: public headers only, every public name documented, warnings are errors) and the
 # relative links of the Markdown docs, which render on GitHub without a build.
+# The MPI tests run under mpirun (one executable; Debug: it compiles fastest, the cases take seconds). Root (CI)
+# needs the OMPI_ALLOW_RUN_AS_ROOT variables; the singleton's MPI_Comm_spawn needs oversubscription on 2 cores.
+stage_mpi() {
+    cmake -S . -B build/mpi -DCMAKE_CXX_COMPILER=g++-12 -DCMAKE_BUILD_TYPE=Debug -DPROCPOOL_BUILD_MPI_TESTS=ON &&
+        cmake --build build/mpi -j "$jobs" --target procpool_mpi_tests example_mpi_cluster || return 1
+    local t=build/mpi/tests/procpool_mpi_tests ex=build/mpi/examples/example_mpi_cluster
+    local run=(timeout 300 mpirun --oversubscribe)
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    echo "--- static world, default transports" && "${run[@]}" -n 3 "$t" "[mpi]" &&
+        echo "--- static world, TCP" && "${run[@]}" --mca btl tcp,self -n 3 "$t" "[mpi]" &&
+        echo "--- a node agent killed" && "${run[@]}" --enable-recovery -n 3 "$t" "[mpi_kill]" &&
+        echo "--- a node agent killed, TCP" && "${run[@]}" --enable-recovery --mca btl tcp,self -n 3 "$t" "[mpi_kill]" &&
+        echo "--- another build refused" && "${run[@]}" -n 2 "$t" "[mpi_mismatch]" : -n 1 "$ex" &&
+        echo "--- dynamic, from a singleton" && timeout 300 "$t" "[mpi_spawn]" &&
+        echo "--- the example" && "${run[@]}" -n 3 "$ex"
+}
+
 stage_docs() {
     bash scripts/ensure-deps.sh --docs || return 1
     local version pages
