@@ -14,6 +14,7 @@
 #include <procpool/platform/platform.hpp>
 #include <procpool/plugin.hpp>
 #include <procpool/detail/wire.hpp>
+#include <procpool/detail/zygote.hpp>
 #include <procpool/progress.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
@@ -446,6 +447,7 @@ inline pool::pool(pool_options opts) : method_(opts.start), owner_(platform::cur
         platform::quick_exit_process(3);
     }
     if (opts.workers == 0) opts.workers = std::max(1u, std::thread::hardware_concurrency());
+    detail::check_isolation_options(opts);
     if (opts.start == start_method::in_process) engine_ = std::make_shared<detail::inline_engine>(std::move(opts));
     else engine_ = std::make_shared<detail::process_engine>(std::move(opts));
     engine_->start();

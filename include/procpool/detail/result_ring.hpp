@@ -79,6 +79,9 @@ public:
         }
     }
 
+    /// The processes this one forks from now on share the ring (isolation_mode::per_task).
+    void inherit_on_fork() noexcept { platform::inherit_ring(base_, bytes_); }
+
     [[nodiscard]] ring_control& control() const noexcept { return *static_cast<ring_control*>(base_); }
     [[nodiscard]] std::byte* data() const noexcept { return static_cast<std::byte*>(base_) + platform::ring_control_bytes; }
     [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }

@@ -19,5 +19,6 @@
 #include <procpool/platform/posix/lifetime.hpp>   // lifelines, bind_lifetime_to_parent, ignore_terminal_signals
 #include <procpool/platform/posix/shm.hpp>        // the result ring's memory, wait_on_shared / wake_shared
 #include <procpool/platform/posix/library.hpp>    // load_library, find_symbol
+#include <procpool/platform/posix/zygote.hpp>     // shared_word, wait_child, apply_limits (per-task isolation, limits)
 
 #endif // PROCPOOL_PLATFORM_POSIX_HPP

@@ -20,5 +20,6 @@
 #include <procpool/platform/windows/spawn.hpp>    // spawn_self, adopt_channel, executable_path/identity
 #include <procpool/platform/windows/shm.hpp>      // the result ring's memory (none here)
 #include <procpool/platform/windows/library.hpp>  // load_library, find_symbol
+#include <procpool/platform/windows/zygote.hpp>   // process_limits (not applied here: no fork, no setrlimit)
 
 #endif // PROCPOOL_PLATFORM_WINDOWS_HPP
