@@ -136,27 +136,42 @@ int main(int argc, char** argv) {
     }
     std::printf("fresh process per task, tiny tasks, %d workers (%d tasks each mode; Python %d)\n", workers, tasks,
                 python_tasks);
-    const double limit = raw_fork_rate(tasks);
-    std::vector<std::pair<std::string, double>> rows;
+    // The limit is measured right before and after each mode (this machine's load drifts): each mode is compared
+    // with the mean of its two neighbours.
+    struct row {
+        std::string name;
+        double rate, limit;
+    };
+    std::vector<row> rows;
+    double limit_sum = 0;
+    int limit_n = 0;
+    double best_mine = 0, best_ratio = 1e9;
     for (auto m : {procpool::start_method::spawn, procpool::start_method::fork, procpool::start_method::forkserver}) {
         const char* name = m == procpool::start_method::spawn ? "spawn" : m == procpool::start_method::fork ? "fork" : "forkserver";
-        rows.emplace_back(std::string("procpool per_task ") + name, per_task_rate(m, tasks));
+        const double before = raw_fork_rate(tasks);
+        const double rate = per_task_rate(m, tasks);
+        const double after = raw_fork_rate(tasks);
+        const double limit = (before + after) / 2;
+        limit_sum += before + after;
+        limit_n += 2;
+        rows.push_back({std::string("procpool per_task ") + name, rate, limit});
+        best_mine = std::max(best_mine, rate);
+        best_ratio = std::min(best_ratio, limit / rate);
     }
-    double best_mine = 0;
-    for (auto& r : rows) best_mine = std::max(best_mine, r.second);
+    const double limit = limit_sum / limit_n;
     double best_python = 0;
     std::string best_python_name = "n/a";
     if (python_tasks > 0) {
         for (auto& [k, v] : parse_rates(run_python(python, script, python_tasks))) {
-            rows.emplace_back("Python " + k, v);
+            rows.push_back({"Python " + k, v, limit});
             if (v > best_python) best_python = v, best_python_name = k;
         }
     }
-    rows.emplace_back("limit: fork + _exit + waitpid", limit);
+    rows.push_back({"limit: fork + _exit + waitpid (mean)", limit, limit});
     std::printf("%-60s %12s %16s\n", "mode", "tasks/s", "time vs limit");
-    for (auto& [k, v] : rows) std::printf("%-60s %12.0f %15.2fx\n", k.c_str(), v, limit / v);
-    std::printf("target: fastest procpool per_task <= 1.5x the fork limit: %.2fx %s\n", limit / best_mine,
-                limit / best_mine <= 1.5 ? "met" : "MISSED");
+    for (auto& r : rows) std::printf("%-60s %12.1f %15.2fx\n", r.name.c_str(), r.rate, r.limit / r.rate);
+    std::printf("target: fastest procpool per_task <= 1.5x the fork limit: %.2fx %s\n", best_ratio,
+                best_ratio <= 1.5 ? "met" : "MISSED");
     if (best_python > 0)
         std::printf("target: >= 20x Python's fastest (%s, %.1f tasks/s): %.0fx %s\n", best_python_name.c_str(),
                     best_python, best_mine / best_python, best_mine / best_python >= 20 ? "met" : "MISSED");
