@@ -38,7 +38,7 @@ enum class threaded_fork {
 /// Whether tasks share their worker's process state. See README "Per-task isolation".
 enum class isolation_mode {
     per_worker, ///< a worker runs task after task: what one task changes in its process, the next one sees
-    per_task    ///< every task (or map chunk) runs in a fresh fork of its warm worker and exits after it (POSIX)
+    per_task    ///< every task (and map item) runs in a fresh fork of its warm worker, which stays warm (POSIX)
 };
 
 /// Operating-system limits every worker process applies to itself once its initializer has run, before its first

@@ -225,7 +225,8 @@ struct item_outcome {
 
 /// Options of map and map_unordered: `pool.map<f>(xs, {.chunksize = 100, .on_progress = procpool::progress_bar()})`.
 struct map_options {
-    /// Elements per chunk (one message to a worker); 0: about four chunks per worker, at most 16384 elements each.
+    /// Elements per chunk (one message to a worker); 0: about four chunks per worker, at most 16384 elements each
+    /// (1 under isolation_mode::per_task, where a chunk runs in one process).
     std::size_t chunksize = 0;
     /// Told (done, total) items as chunks complete, on the waiting thread; see progress_callback and progress_bar().
     progress_callback on_progress{};
@@ -349,6 +350,7 @@ private:
     }
 
     start_method method_;
+    bool per_task_ = false; // isolation_mode::per_task: map's default chunk is one item (one process each)
     platform::pid_type owner_;
     std::atomic<std::uint64_t> next_id_{1};
     std::shared_ptr<detail::pool_engine> engine_;
@@ -434,7 +436,8 @@ private:
 
 // ---- definitions --------------------------------------------------------------------------------------------
 
-inline pool::pool(pool_options opts) : method_(opts.start), owner_(platform::current_pid()) {
+inline pool::pool(pool_options opts)
+    : method_(opts.start), per_task_(opts.isolation == isolation_mode::per_task), owner_(platform::current_pid()) {
     if (const char* ch = platform::get_env(detail::worker_env); ch && !detail::serving_flag()) {
         // A spawned worker whose main() constructed a pool before serve_if_worker: say so, on both sides.
         std::string msg =
@@ -546,6 +549,7 @@ std::vector<std::shared_ptr<detail::batch_state<task_result_t<Task>>>> pool::sub
         if constexpr (std::ranges::sized_range<Range>) total = static_cast<std::size_t>(std::ranges::size(inputs));
         else // counted by hand: libc++ 14 has no std::ranges::distance
             for (auto it = std::ranges::begin(inputs), end = std::ranges::end(inputs); it != end; ++it) ++total;
+        if (chunksize == 0 && per_task_) chunksize = 1; // every item in a fresh process, as every task
         if (chunksize == 0) {
             // As Python's Pool.map: about four chunks per worker; at most 16384 items each, so that the first
             // chunk leaves early and the workers start while the rest is encoded.
