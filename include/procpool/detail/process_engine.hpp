@@ -400,6 +400,18 @@ private:
             } else if (w->state != worker_link::phase::closed && w->deadline_ms && now_ms >= w->deadline_ms &&
                        !w->inflight.empty()) {
                 const auto& running = w->inflight.front();
+                // per_task: the task's own process is killed, the warm worker stays (it reports the death as
+                // task_died); if it does not within 2 s, or under a worker's own task, the worker is killed.
+                if (auto task_pid = w->task_process(); task_pid && w->timed_out != running.state->id) {
+                    w->timed_out = running.state->id;
+                    w->timeout_reason = std::make_exception_ptr(task_timeout(
+                        "procpool: task \"" + running.state->task + "\" exceeded its timeout of " +
+                        std::to_string(running.timeout_ms) + " ms; its process pid " + std::to_string(task_pid) +
+                        " was killed"));
+                    w->deadline_ms = now_ms + 2000;
+                    platform::kill_process(task_pid);
+                    continue;
+                }
                 kill(*w, std::make_exception_ptr(task_timeout(
                              "procpool: task \"" + running.state->task + "\" exceeded its timeout of " +
                              std::to_string(running.timeout_ms) + " ms; worker pid " + std::to_string(w->pid) +
@@ -719,6 +731,11 @@ private:
             job running = std::move(w.inflight.front());
             w.inflight.pop_front();
             const platform::exit_status st{d.code, d.signal};
+            if (w.timed_out == d.id) { // killed by the pool for its timeout
+                running.state->fail(std::exchange(w.timeout_reason, nullptr));
+                answered(w);
+                return;
+            }
             lost_.push_back(worker_lost{static_cast<long>(d.pid), st.code, st.signal, running.state->task,
                                         task_death_cause(d, w.pid) + " while running task \"" + running.state->task + "\""});
             died_under(std::move(running), task_death_cause(d, w.pid), st, d.pid);

@@ -75,6 +75,14 @@ public:
         return true;
     }
 
+    /// Tells the parent which process runs the job started last (isolation_mode::per_task), so a timeout kills it.
+    void publish_task_process(platform::pid_type pid) noexcept {
+        if (!ring_) return;
+        auto& c = ring_->control();
+        c.task_process.store((c.started.load(std::memory_order_relaxed) << 32) | static_cast<std::uint32_t>(pid),
+                             std::memory_order_release);
+    }
+
     /// A process forked from this one sent frames into the shared ring: continue after them.
     void adopt_ring_head() noexcept {
         if (ring_) ring_head_ = ring_->control().head.load(std::memory_order_seq_cst);

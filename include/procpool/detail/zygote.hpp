@@ -134,6 +134,7 @@ public:
         }
         task_died_msg died{id, pid, -1, 0};
         if (pid > 0) {
+            ch.publish_task_process(pid);
             const auto st = platform::wait_child(pid);
             ch.adopt_ring_head(); // the child advanced the shared ring; this copy of its head did not move
             if (answered_->load(std::memory_order_acquire)) return true;
