@@ -220,7 +220,7 @@ TEST_CASE("per_task isolation: a crashing task fails alone and its worker stays"
 }
 
 TEST_CASE("per_task isolation: a crashing task runs again under max_retries", "[isolation][posix]") {
-    procpool::pool p{{.workers = 1, .start = start_method::fork, .max_retries = 2, .isolation = isolation_mode::per_task}};
+    procpool::pool p{{.workers = 1, .start = start_method::spawn, .max_retries = 2, .isolation = isolation_mode::per_task}};
     try {
         (void)p.submit<crash>(1).get();
         FAIL("no error");
