@@ -139,6 +139,20 @@ private:
     std::exception_ptr cause_;
 };
 
+/// A task exceeded one of pool_options::limits. `resource()` names it: "RLIMIT_CPU" (the task's process was killed
+/// and, like any dead worker, replaced), "RLIMIT_AS" (an allocation failed) or "RLIMIT_NOFILE" (the task failed
+/// with every descriptor in use).
+class limit_exceeded : public error {
+public:
+    /// The message and the limit's name.
+    limit_exceeded(const std::string& what, std::string resource) : error(what), resource_(std::move(resource)) {}
+    /// "RLIMIT_CPU", "RLIMIT_AS" or "RLIMIT_NOFILE".
+    [[nodiscard]] const std::string& resource() const noexcept { return resource_; }
+
+private:
+    std::string resource_;
+};
+
 namespace detail {
 
 inline std::string demangle(const char* name) {
@@ -175,7 +189,8 @@ enum class exception_kind : std::uint8_t {
     bad_optional_access,
     bad_variant_access,
     state_leak,
-    last_ = state_leak
+    limit_exceeded, // the record's type holds the limit's name
+    last_ = limit_exceeded
 };
 
 /// An exception as it crosses the boundary: the kind to recreate, the demangled type, what(), and a code
@@ -213,6 +228,10 @@ inline exception_record capture_exception(std::exception_ptr ep) {
         else if (same(typeid(std::exception))) rec.kind = K::exception;
         else if (same(typeid(unknown_task))) rec.kind = K::unknown_task;
         else if (same(typeid(error))) rec.kind = K::error;
+        else if (auto* le = dynamic_cast<const limit_exceeded*>(&e); le && same(typeid(limit_exceeded))) {
+            rec.kind = K::limit_exceeded; // through a nested pool
+            rec.type = le->resource();
+        }
         else if (auto* pe = dynamic_cast<const protocol_error*>(&e); pe && same(typeid(protocol_error))) {
             rec.kind = K::protocol_error;
             rec.code = static_cast<std::int64_t>(pe->offset());
@@ -263,6 +282,7 @@ inline exception_record capture_exception(std::exception_ptr ep) {
     case K::protocol_error: throw protocol_error(r.what, static_cast<std::size_t>(r.code));
     case K::error: throw error(r.what);
     case K::state_leak: throw state_leak(r.what);
+    case K::limit_exceeded: throw limit_exceeded(r.what, r.type);
     case K::system_error: {
         const auto& cat = r.type == "generic" ? std::generic_category() : std::system_category();
         // system_error's what() already holds the code's message; keep the original text verbatim.

@@ -35,6 +35,25 @@ enum class threaded_fork {
     warn    ///< log a warning and fork anyway.
 };
 
+/// Whether tasks share their worker's process state. See README "Per-task isolation".
+enum class isolation_mode {
+    per_worker, ///< a worker runs task after task: what one task changes in its process, the next one sees
+    per_task    ///< every task (and map item) runs in a fresh fork of its warm worker, which stays warm (POSIX)
+};
+
+/// Operating-system limits every worker process applies to itself once its initializer has run, before its first
+/// task (setrlimit; POSIX only). 0 / true: not limited. A task over one fails with limit_exceeded.
+struct resource_limits {
+    /// Bytes of address space (RLIMIT_AS): an allocation over it fails. 0: no limit.
+    std::size_t address_space = 0;
+    /// CPU time of the process (RLIMIT_CPU; with isolation_mode::per_task, of each task). 0: no limit.
+    std::chrono::seconds cpu_time{0};
+    /// Open descriptors (RLIMIT_NOFILE), the worker's own few included. 0: no limit.
+    std::size_t open_files = 0;
+    /// false: a crashing worker writes no core file (RLIMIT_CORE = 0).
+    bool core_dumps = true;
+};
+
 /// What on_worker_lost reports about a worker that died.
 struct worker_lost {
     /// Process id of the worker.
@@ -83,6 +102,11 @@ struct pool_options {
     /// How long shutdown (and so the destructor) waits for retiring workers to finish their finalizer and exit;
     /// a worker still there then is killed, and the pool logs it.
     std::chrono::milliseconds shutdown_timeout{30000};
+    /// per_task: every task runs in a fresh fork of its worker, which stays warm (plugins, contexts, initializer
+    /// done once) and runs no task itself. POSIX only; on Windows a start_error (use max_tasks_per_worker = 1).
+    isolation_mode isolation = isolation_mode::per_worker;
+    /// Limits applied in every worker before its first task (POSIX; on Windows a start_error).
+    resource_limits limits{};
 };
 
 /// Per-task options for pool::submit_with.

@@ -213,7 +213,8 @@ template <auto Task, class... Args>
 /// `pool.map<f>(xs, {.chunksize = 100, .on_progress = procpool::progress_bar()})`.
 struct map_options {
     /// Elements per chunk (one message to a worker); 0: about four chunks per worker, at most 16384 elements each
-    /// (imap and imap_unordered over an input of unknown length: 1).
+    /// (imap and imap_unordered over an input of unknown length: 1; under isolation_mode::per_task also 1, where a
+    /// chunk runs in one process).
     std::size_t chunksize = 0;
     /// Told (done, total) items as chunks complete, on the waiting thread; see progress_callback and progress_bar().
     /// imap and imap_unordered call it only when the input's length is known (a sized range).
@@ -396,6 +397,7 @@ private:
     }
 
     start_method method_;
+    bool per_task_ = false; // isolation_mode::per_task: map's default chunk is one item (one process each)
     platform::pid_type owner_;
     std::atomic<std::uint64_t> next_id_{1};
     std::shared_ptr<detail::pool_engine> engine_;
@@ -461,6 +463,7 @@ future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
 inline std::size_t pool::default_chunksize(std::size_t total) const noexcept {
     // As Python's Pool.map: about four chunks per worker; at most 16384 items each, so that the first chunk leaves
     // early and the workers start while the rest is encoded.
+    if (per_task_) return 1; // every item in a fresh process, as every task
     const std::size_t parts = std::max<std::size_t>(1, size()) * 4;
     return std::clamp<std::size_t>(total / parts + (total % parts ? 1 : 0), 1, 16384);
 }

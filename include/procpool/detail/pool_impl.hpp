@@ -10,6 +10,7 @@
 #include <procpool/detail/process_engine.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/detail/worker_loop.hpp>
+#include <procpool/detail/zygote.hpp>
 #include <procpool/platform/platform.hpp>
 #include <procpool/pool.hpp>
 
@@ -24,6 +25,7 @@
 PROCPOOL_BEGIN_NAMESPACE
 
 PROCPOOL_DECL std::shared_ptr<detail::pool_engine> detail::make_engine(pool_options opts) {
+    check_isolation_options(opts);
     if (opts.start == start_method::in_process) return std::make_shared<inline_engine>(std::move(opts));
     return std::make_shared<process_engine>(std::move(opts));
 }
@@ -32,7 +34,8 @@ PROCPOOL_DECL void detail::throw_unknown_task(std::string_view name) {
     throw unknown_task(unknown_task_record(name).what);
 }
 
-PROCPOOL_DECL pool::pool(pool_options opts) : method_(opts.start), owner_(platform::current_pid()) {
+PROCPOOL_DECL pool::pool(pool_options opts)
+    : method_(opts.start), per_task_(opts.isolation == isolation_mode::per_task), owner_(platform::current_pid()) {
     if (const char* ch = platform::get_env(detail::worker_env); ch && !detail::serving_flag()) {
         // A spawned worker whose main() constructed a pool before serve_if_worker: say so, on both sides.
         std::string msg =

@@ -20,6 +20,7 @@
 #include <procpool/detail/wire.hpp>
 #include <procpool/detail/worker_link.hpp>
 #include <procpool/detail/worker_loop.hpp>
+#include <procpool/detail/zygote.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/log.hpp>
@@ -446,6 +447,18 @@ private:
             } else if (w->state != worker_link::phase::closed && w->deadline_ms && now_ms >= w->deadline_ms &&
                        !w->inflight.empty()) {
                 const auto& running = w->inflight.front();
+                // per_task: the task's own process is killed, the warm worker stays (it reports the death as
+                // task_died); if it does not within 2 s, or under a worker's own task, the worker is killed.
+                if (auto task_pid = w->task_process(); task_pid && w->timed_out != running.state->id) {
+                    w->timed_out = running.state->id;
+                    w->timeout_reason = std::make_exception_ptr(task_timeout(
+                        "procpool: task \"" + running.state->task + "\" exceeded its timeout of " +
+                        std::to_string(running.timeout_ms) + " ms; its process pid " + std::to_string(task_pid) +
+                        " was killed"));
+                    w->deadline_ms = now_ms + 2000;
+                    platform::kill_process(task_pid);
+                    continue;
+                }
                 kill(*w, std::make_exception_ptr(task_timeout(
                              "procpool: task \"" + running.state->task + "\" exceeded its timeout of " +
                              std::to_string(running.timeout_ms) + " ms; worker pid " + std::to_string(w->pid) +
@@ -698,6 +711,7 @@ private:
             s.log_level = static_cast<std::uint8_t>(get_log_level());
             s.leak_audit = static_cast<std::uint8_t>(opts_.leak_audit);
             s.plugins = loaded_plugins();
+            put_limits(s, opts_);
             w.plugins_sent = s.plugins.size();
             w.state = P::setup;
             if (!w.ring || w.has_output()) {
@@ -733,6 +747,7 @@ private:
         case frame_type::init_failed: {
             if (w.state != P::setup) break;
             auto rec = decode<exception_record>(payload);
+            if (rec.type == "procpool::start_error") return broken(std::make_exception_ptr(start_error(rec.what)));
             auto cause = exception_from_record(rec);
             broken(std::make_exception_ptr(initializer_error(
                 "procpool: the initializer \"" + (opts_.initializer ? opts_.initializer->name : std::string()) +
@@ -761,22 +776,29 @@ private:
                 w.busy_since = now; // the next job started when this one ended
             }
             w.inflight.pop_front();
-            ++w.answered;
-            arm(w);
-            cv_.notify_all();
-            if (opts_.max_memory_per_worker && w.state == P::ready && !w.over_memory) {
-                auto rss = platform::resident_bytes(w.pid);
-                if (rss > opts_.max_memory_per_worker) {
-                    w.over_memory = true; // takes no new job; retires once the jobs sent ahead are done
-                    log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " uses " + std::to_string(rss) + " bytes, over max_memory_per_worker: retiring it"; });
-                }
+            answered(w);
+            return;
+        }
+        case frame_type::task_died: { // isolation_mode::per_task: the job's own process ended, its worker lives on
+            if (w.state != P::ready && w.state != P::retiring) break;
+            if (w.inflight.empty()) break;
+            auto d = decode<task_died_msg>(payload);
+            if (d.id != w.inflight.front().state->id)
+                throw protocol_error("procpool: task_died for job " + std::to_string(d.id) + ", expected " +
+                                         std::to_string(w.inflight.front().state->id),
+                                     0);
+            job running = std::move(w.inflight.front());
+            w.inflight.pop_front();
+            const platform::exit_status st{d.code, d.signal};
+            if (w.timed_out == d.id) { // killed by the pool for its timeout
+                running.state->fail(std::exchange(w.timeout_reason, nullptr));
+                answered(w);
+                return;
             }
-            bool recycle = opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker;
-            if ((recycle || w.over_memory) && w.inflight.empty() && w.state == P::ready) {
-                log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " recycled after " + std::to_string(w.assigned) + " tasks"; });
-                retire(w);
-                w.replace_when_reaped = true; // see ended(): under a process limit, N workers must be enough
-            }
+            lost_.push_back(worker_lost{static_cast<long>(d.pid), st.code, st.signal, running.state->task,
+                                        task_death_cause(d, w.pid) + " while running task \"" + running.state->task + "\""});
+            died_under(std::move(running), task_death_cause(d, w.pid), st, d.pid);
+            answered(w);
             return;
         }
         case frame_type::leak: {
@@ -802,6 +824,27 @@ private:
         default: break;
         }
         throw protocol_error(std::string("procpool: unexpected ") + frame_type_name(type) + " frame", 0);
+    }
+
+    /// `w` answered its front job (popped by the caller): the next one's clock starts; memory and recycling checks.
+    void answered(worker_link& w) {
+        using P = worker_link::phase;
+        ++w.answered;
+        arm(w);
+        cv_.notify_all();
+        if (opts_.max_memory_per_worker && w.state == P::ready && !w.over_memory) {
+            auto rss = platform::resident_bytes(w.pid);
+            if (rss > opts_.max_memory_per_worker) {
+                w.over_memory = true; // takes no new job; retires once the jobs sent ahead are done
+                log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " uses " + std::to_string(rss) + " bytes, over max_memory_per_worker: retiring it"; });
+            }
+        }
+        bool recycle = opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker;
+        if ((recycle || w.over_memory) && w.inflight.empty() && w.state == P::ready) {
+            log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " recycled after " + std::to_string(w.assigned) + " tasks"; });
+            retire(w);
+            w.replace_when_reaped = true; // see ended(): under a process limit, N workers must be enough
+        }
     }
 
     // ---- dispatch ---------------------------------------------------------------------------------------------
@@ -1018,20 +1061,7 @@ private:
                 running.state->fail(w.kill_reason);
             } else {
                 lost(running.state->task, cause + " while running task \"" + running.state->task + "\"");
-                running.failures.push_back(cause);
-                if (running.failures.size() <= opts_.max_retries) {
-                    log(log_level::info, [&] { return "retrying task \"" + running.state->task + "\" (" + cause + ")"; });
-                    queue_.push_front(std::move(running));
-                } else {
-                    std::string msg = "procpool: " + cause + " while running task \"" + running.state->task + "\"";
-                    if (running.failures.size() > 1) {
-                        msg += "; it was run " + std::to_string(running.failures.size()) + " times and killed its worker every time:";
-                        for (std::size_t i = 0; i < running.failures.size(); ++i)
-                            msg += (i ? "; " : " ") + std::string("attempt ") + std::to_string(i + 1) + ": " + running.failures[i];
-                    }
-                    running.state->fail(std::make_exception_ptr(
-                        worker_died(msg, running.state->task, w.pid, st.code, st.signal)));
-                }
+                died_under(std::move(running), cause, st, w.pid);
             }
             cv_.notify_all();
         } else {
@@ -1039,6 +1069,29 @@ private:
         }
         if (!closed_ && !broken_) launch_replacement();
         else if (closed_ && !broken_ && !retiring_all_ && (!queue_.empty() || in_flight() > 0)) launch_replacement();
+    }
+
+    /// The process running `running` ended (`cause`, as `st`): the job runs again under max_retries, else fails
+    /// with worker_died (limit_exceeded when a resource limit explains the death).
+    void died_under(job running, const std::string& cause, const platform::exit_status& st, long pid) {
+        if (auto e = limit_death(opts_, st, running.state->task, pid)) {
+            running.state->fail(e);
+            return;
+        }
+        running.failures.push_back(cause);
+        if (running.failures.size() <= opts_.max_retries) {
+            log(log_level::info, [&] { return "retrying task \"" + running.state->task + "\" (" + cause + ")"; });
+            queue_.push_front(std::move(running));
+        } else {
+            std::string msg = "procpool: " + cause + " while running task \"" + running.state->task + "\"";
+            if (running.failures.size() > 1) {
+                msg += "; it was run " + std::to_string(running.failures.size()) + " times and killed its worker every time:";
+                for (std::size_t i = 0; i < running.failures.size(); ++i)
+                    msg += (i ? "; " : " ") + std::string("attempt ") + std::to_string(i + 1) + ": " + running.failures[i];
+            }
+            running.state->fail(std::make_exception_ptr(
+                worker_died(msg, running.state->task, pid, st.code, st.signal)));
+        }
     }
 
     void reap_closed() {

@@ -39,6 +39,9 @@ struct ring_control {
     alignas(64) std::atomic<std::uint32_t> parent_sleeping{0}; // the next record rings the doorbell
     alignas(64) std::atomic<std::uint32_t> worker_waiting{0};  // the worker waits for room: wake it
     alignas(64) std::atomic<std::uint64_t> started{0};         // jobs the worker has begun (worker_channel::job_started)
+    // isolation_mode::per_task: (started << 32) | pid of the process running job number `started`, so that a
+    // timeout kills that process alone.
+    alignas(64) std::atomic<std::uint64_t> task_process{0};
 };
 static_assert(sizeof(ring_control) <= platform::ring_control_bytes);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free);
@@ -78,6 +81,9 @@ public:
             return nullptr;
         }
     }
+
+    /// The processes this one forks from now on share the ring (isolation_mode::per_task).
+    void inherit_on_fork() noexcept { platform::inherit_ring(base_, bytes_); }
 
     [[nodiscard]] ring_control& control() const noexcept { return *static_cast<ring_control*>(base_); }
     [[nodiscard]] std::byte* data() const noexcept { return static_cast<std::byte*>(base_) + platform::ring_control_bytes; }

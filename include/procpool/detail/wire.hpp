@@ -51,7 +51,8 @@ enum class frame_type : std::uint8_t {
     leak,    // worker -> parent: the leak audit found a task that changed contexts
     plugins, // parent -> worker: plugins loaded since, to load before the next task
     ring,    // worker -> parent, in the result ring: the next frame is on the channel; on the channel: a doorbell
-    last_ = ring
+    task_died, // worker -> parent (isolation_mode::per_task): the process it forked for a job ended without answering
+    last_ = task_died
 };
 
 inline const char* frame_type_name(frame_type t) noexcept {
@@ -71,6 +72,7 @@ inline const char* frame_type_name(frame_type t) noexcept {
     case frame_type::leak: return "leak";
     case frame_type::plugins: return "plugins";
     case frame_type::ring: return "ring";
+    case frame_type::task_died: return "task_died";
     }
     return "unknown";
 }
@@ -91,6 +93,19 @@ struct setup_msg {
     std::uint8_t leak_audit = 0; // leak_policy
     std::vector<std::string> plugins; // to load, in order, before the initializer
     std::uint32_t result_ring = 0;    // data bytes of the result ring whose memory came with this frame; 0: none
+    bool per_task = false;            // isolation_mode::per_task: fork a process per job
+    std::uint64_t limit_address_space = 0; // resource_limits, applied after the initializer (0: none)
+    std::uint64_t limit_cpu_seconds = 0;
+    std::uint64_t limit_open_files = 0;
+    bool no_core_dumps = false;
+};
+
+/// A job's process (isolation_mode::per_task) ended without answering: how, so the pool fails just that job.
+struct task_died_msg {
+    std::uint64_t id = 0; // the job
+    std::int64_t pid = 0; // the process forked for it
+    std::int32_t code = -1;
+    std::int32_t signal = 0;
 };
 
 /// The leak audit's finding: `task` changed these contexts.

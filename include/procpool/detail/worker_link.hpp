@@ -80,6 +80,8 @@ public:
     std::size_t plugins_sent = 0;                    // how many of the loaded plugins it has been told about
     std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
     std::uint64_t answered = 0;     // jobs it has answered (compared with jobs_started() at its death)
+    std::uint64_t timed_out = 0;    // per_task: the job whose process the pool killed for its timeout (0: none)
+    std::exception_ptr timeout_reason; // and the task_timeout it gets
     bool replace_when_reaped = false; // retired: its replacement starts once it is gone (never N+1 processes)
     bool unflushed = false;           // dispatch appended to `out` this round
 
@@ -90,6 +92,12 @@ public:
 
     [[nodiscard]] bool ring_has_data() const noexcept {
         return ring_on && ring->control().head.load(std::memory_order_acquire) != ring_tail_;
+    }
+    /// isolation_mode::per_task: the process running the worker's front job (the next it answers), or 0.
+    [[nodiscard]] platform::pid_type task_process() const noexcept {
+        if (!ring_on) return 0;
+        const auto v = ring->control().task_process.load(std::memory_order_acquire);
+        return (v >> 32) == answered + 1 ? static_cast<platform::pid_type>(v & 0xffffffffu) : 0;
     }
     /// Jobs the worker has begun (its count in the ring's control page), or nullopt without a ring.
     [[nodiscard]] std::optional<std::uint64_t> jobs_started() const noexcept {

@@ -16,6 +16,7 @@
 #include <procpool/plugin.hpp>
 #include <procpool/platform/platform.hpp>
 #include <procpool/detail/wire.hpp>
+#include <procpool/detail/zygote.hpp>
 #include <procpool/task.hpp>
 
 #include <algorithm>
@@ -71,6 +72,23 @@ public:
         return true;
     }
 
+    /// Tells the parent which process runs the job started last (isolation_mode::per_task), so a timeout kills it.
+    void publish_task_process(platform::pid_type pid) noexcept {
+        if (!ring_) return;
+        auto& c = ring_->control();
+        c.task_process.store((c.started.load(std::memory_order_relaxed) << 32) | static_cast<std::uint32_t>(pid),
+                             std::memory_order_release);
+    }
+
+    /// A process forked from this one sent frames into the shared ring: continue after them.
+    void adopt_ring_head() noexcept {
+        if (ring_) ring_head_ = ring_->control().head.load(std::memory_order_seq_cst);
+    }
+
+    /// false: a large task frame is read whole before it is handled, never streamed into the arguments (a task
+    /// process forked per job must find the whole frame in its copy of the buffer).
+    bool stream_tasks = true;
+
     /// Sends the frames after this call into `ring` (the parent reads them there once this worker is ready).
     void use_ring(std::unique_ptr<result_ring> ring) noexcept { ring_ = std::move(ring); }
 
@@ -121,7 +139,7 @@ public:
             return true;
         }
         start_ += frame_header_size;
-        if (type == frame_type::task) {
+        if (type == frame_type::task && stream_tasks) {
             // Streamed: what has arrived is the first window; the rest stays in the channel until the arguments
             // are decoded, so it lands in them directly. Nothing is allocated for what the header claims.
             free_frame_buffer(); // but the arguments kept from the last call stay: the next one may be as large
@@ -295,6 +313,7 @@ inline void run_call(const task_entry* entry, std::string_view name, reader& arg
         out.resize(mark);
         w.write(false);
         auto rec = capture_exception(std::current_exception());
+        name_limit(rec, name);
         w.write(rec);
     }
 }
@@ -407,13 +426,30 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 return 4;
             }
         }
+        // After the initializer (paid once, unconstrained), before the first task.
+        if (auto err = apply_limits(setup); !err.empty()) {
+            exception_record rec;
+            rec.type = "procpool::start_error";
+            rec.what = err;
+            ch.send(make_frame(frame_type::init_failed, rec));
+            return 4;
+        }
+#if PROCPOOL_POSIX
+        std::optional<task_forker> forker;
+        if (setup.per_task) {
+            forker.emplace();
+            ch.stream_tasks = false;
+            if (ring) ring->inherit_on_fork(); // the task processes answer through it
+        }
+#endif
         if (!ch.send(make_empty_frame(frame_type::ready))) return 0;
         if (ring) ch.use_ring(std::move(ring)); // what follows ready goes to the ring
         log(log_level::debug, [&] { return "worker " + std::to_string(setup.worker_index) + " ready"; });
 
         kept_args::instance().enabled = true; // this thread runs one task at a time from here on
         std::vector<std::byte> out;
-        const auto audit = static_cast<leak_policy>(setup.leak_audit);
+        // A task process takes its changes with it: there is nothing to audit.
+        const auto audit = setup.per_task ? leak_policy::off : static_cast<leak_policy>(setup.leak_audit);
         auto& contexts = context_registry::instance();
         std::optional<exception_record> context_failure; // fails the next task instead of running it
         // Runs one task or chunk with the context failure and the leak audit around it. The outcome(s) are
@@ -466,6 +502,18 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             if (out.capacity() > large_buffer_bytes) std::vector<std::byte>().swap(out); // keep no large buffer idle
             return sent;
         };
+        // Runs a job here, or (per_task) in a fresh fork of this worker; false when the parent is gone.
+        auto isolated = [&](std::uint64_t id, auto&& job) -> bool {
+#if PROCPOOL_POSIX
+            if (forker) {
+                const bool ok = forker->run(ch, id, job);
+                context_failure.reset(); // the child reported it
+                return ok;
+            }
+#endif
+            (void)id;
+            return job();
+        };
         for (;;) {
             if (!ch.receive(type, payload)) return 0; // parent gone: exit without the finalizer
             switch (type) {
@@ -492,9 +540,11 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 auto head = read_job_head(r); // (no structured binding: clang 14 cannot capture one)
                 const auto id = head.id;
                 const auto& name = head.task;
-                if (!run_job(
-                        registry::instance().find(name), name, [&](writer& w) { w.write(id); },
-                        [&](auto&& call) { call(r, out); }, frame_type::result))
+                if (!isolated(id, [&] {
+                        return run_job(
+                            registry::instance().find(name), name, [&](writer& w) { w.write(id); },
+                            [&](auto&& call) { call(r, out); }, frame_type::result);
+                    }))
                     return 0;
                 break;
             }
@@ -505,14 +555,16 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 const auto id = head.id;
                 const auto& name = head.task;
                 batch_items items(r);
-                if (!run_job(
-                        registry::instance().find(name), name, // looked up once per chunk
-                        [&](writer& w) {
-                            w.write(id);
-                            w.write(items.size());
-                        },
-                        [&](auto&& call) { items.for_each(payload, [&](std::span<const std::byte> item) { call(item, out); }); },
-                        frame_type::batch_result))
+                if (!isolated(id, [&] {
+                        return run_job(
+                            registry::instance().find(name), name, // looked up once per chunk
+                            [&](writer& w) {
+                                w.write(id);
+                                w.write(items.size());
+                            },
+                            [&](auto&& call) { items.for_each(payload, [&](std::span<const std::byte> item) { call(item, out); }); },
+                            frame_type::batch_result);
+                    }))
                     return 0;
                 break;
             }

@@ -20,5 +20,6 @@
 #include <procpool/platform/posix/shm.hpp>        // the result ring's memory, wait_on_shared / wake_shared
 #include <procpool/platform/posix/library.hpp>    // load_library, find_symbol
 #include <procpool/platform/posix/event_set.hpp>  // event sets for pool::native_handle (epoll + timerfd)
+#include <procpool/platform/posix/zygote.hpp>     // shared_word, wait_child, apply_limits (per-task isolation, limits)
 
 #endif // PROCPOOL_PLATFORM_POSIX_HPP

@@ -21,5 +21,6 @@
 #include <procpool/platform/windows/shm.hpp>      // the result ring's memory (none here)
 #include <procpool/platform/windows/library.hpp>  // load_library, find_symbol
 #include <procpool/platform/windows/event_set.hpp> // event sets: none yet (pool::native_handle throws)
+#include <procpool/platform/windows/zygote.hpp>   // process_limits (not applied here: no fork, no setrlimit)
 
 #endif // PROCPOOL_PLATFORM_WINDOWS_HPP
