@@ -9,7 +9,7 @@
 //   worker -> parent   hello | guard_missing
 //   parent -> worker   setup (worker index, initializer, finalizer)
 //   worker -> parent   ready | init_failed
-//   parent -> worker   [context] task | batch | retire   worker -> parent   [leak] result | batch_result | bye
+//   parent -> worker   [context] [unshare] [share...] task | batch | retire   worker -> parent   [leak] result | batch_result | bye
 #ifndef PROCPOOL_DETAIL_WIRE_HPP
 #define PROCPOOL_DETAIL_WIRE_HPP
 
@@ -51,7 +51,9 @@ enum class frame_type : std::uint8_t {
     leak,    // worker -> parent: the leak audit found a task that changed contexts
     plugins, // parent -> worker: plugins loaded since, to load before the next task
     ring,    // worker -> parent, in the result ring: the next frame is on the channel; on the channel: a doorbell
-    last_ = ring
+    share,   // parent -> worker: a shared buffer's memory (its descriptor comes with the frame; shared_handles.hpp)
+    unshare, // parent -> worker: shared buffers the parent dropped, to unmap
+    last_ = unshare
 };
 
 inline const char* frame_type_name(frame_type t) noexcept {
@@ -71,6 +73,8 @@ inline const char* frame_type_name(frame_type t) noexcept {
     case frame_type::leak: return "leak";
     case frame_type::plugins: return "plugins";
     case frame_type::ring: return "ring";
+    case frame_type::share: return "share";
+    case frame_type::unshare: return "unshare";
     }
     return "unknown";
 }

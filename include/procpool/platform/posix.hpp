@@ -18,6 +18,7 @@
 #include <procpool/platform/posix/fork.hpp>       // fork_process, child_exit_events (the fork template's)
 #include <procpool/platform/posix/lifetime.hpp>   // lifelines, bind_lifetime_to_parent, ignore_terminal_signals
 #include <procpool/platform/posix/shm.hpp>        // the result ring's memory, wait_on_shared / wake_shared
+#include <procpool/platform/posix/shared_mapping.hpp> // shared_buffer memory, descriptors sent with bytes
 #include <procpool/platform/posix/library.hpp>    // load_library, find_symbol
 
 #endif // PROCPOOL_PLATFORM_POSIX_HPP
