@@ -82,7 +82,7 @@ void shm_abort(shared_array<double> a) {
 
 // Marks the array, then blocks on a gate (until its process is killed).
 int shm_hold(shared_array<int> a, std::string gate) {
-    std::atomic_ref<int>(a[0]).store(1, std::memory_order_release);
+    __atomic_store_n(&a[0], 1, __ATOMIC_RELEASE); // (libc++ 14 has no std::atomic_ref)
     return ppt::wait_on_gate(gate);
 }
 
@@ -312,7 +312,7 @@ TEST_CASE("shared memory: a killed parent leaves no segment and no mapping", "[s
             procpool::pool p{opts(procpool::start_method::spawn, 1)};
             auto a = shared_array<int>::create(1 << 20);
             auto f = p.submit<shm_hold>(a, g.path());
-            while (std::atomic_ref<int>(a[0]).load(std::memory_order_acquire) == 0) { // the worker has mapped it
+            while (__atomic_load_n(&a[0], __ATOMIC_ACQUIRE) == 0) { // the worker has mapped it
             }
             unsigned long long ino = inode_of(a.data());
             if (::write(report[1], &ino, sizeof ino) != sizeof ino) ::_exit(3);
