@@ -36,6 +36,7 @@ struct shared_core {
     platform::shm_object handle = platform::invalid_shm_object;
     platform::shm_object ro_handle = platform::invalid_shm_object; // what a read-only view sends (made once)
     bool writable = true;
+    std::mutex ro_mutex; // pools in two threads may send the same buffer read-only at once
 
     shared_core() = default;
     shared_core(const shared_core&) = delete;
@@ -45,6 +46,7 @@ struct shared_core {
     /// The handle to send for a view (read-only or not).
     platform::shm_object handle_for(bool read_only) {
         if (!read_only || !writable) return handle;
+        std::lock_guard lk(ro_mutex);
         if (ro_handle == platform::invalid_shm_object) {
             ro_handle = platform::read_only_handle(handle);
             own(ro_handle);
