@@ -122,10 +122,11 @@ public:
     /// In a worker: keeps a mapping the parent sent until the parent says it dropped the buffer.
     void hold(std::shared_ptr<shared_core> c, bool read_only) {
         std::lock_guard lk(m_);
-        held_[shared_key(c->id, read_only)] = std::move(c);
+        // A mapping it replaces is unmapped after the lock is released (its destructor erases it from the table).
+        std::swap(held_[shared_key(c->id, read_only)], c);
     }
     void release(std::uint64_t key) {
-        std::shared_ptr<shared_core> c; // unmapped outside the lock (its destructor erases it from the table)
+        std::shared_ptr<shared_core> c; // unmapped after the lock is released (its destructor erases it from the table)
         std::lock_guard lk(m_);
         if (auto it = held_.find(key); it != held_.end()) {
             c = std::move(it->second);
