@@ -7,6 +7,7 @@
 #include <procpool/config.hpp>
 #include <procpool/detail/engine.hpp>
 #include <procpool/detail/make_engine.hpp>
+#include <procpool/detail/shared_handles.hpp>
 #include <procpool/error.hpp>
 #include <procpool/future.hpp>
 #include <procpool/options.hpp>
@@ -392,6 +393,7 @@ private:
     }
     void enqueue(detail::job j) {
         check_owner();
+        detail::check_shareable(j.shared, engine_->remote());
         detail::callbacks_after run; // states a dispatch completed (a send to a dead worker...)
         engine_->submit(std::move(j));
     }
@@ -435,7 +437,10 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     }
     detail::begin_frame(j.frame);
     detail::write_job_head(j.frame, st->id, st->task);
-    detail::encode_call<Task>(j.frame, lend ? &j.lent : nullptr, std::forward<Args>(args)...);
+    {
+        detail::collect_shared shared(j.shared); // shared buffers go ahead of the frame, out of band
+        detail::encode_call<Task>(j.frame, lend ? &j.lent : nullptr, std::forward<Args>(args)...);
+    }
     detail::finish_frame(j.frame, detail::frame_type::task, detail::lent_bytes(j.lent));
     enqueue(std::move(j));
     return future<R>(std::move(st));
@@ -454,7 +459,10 @@ future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
     detail::begin_frame(j.frame);
     detail::write_job_head(j.frame, st->id, st->task);
     writer w(j.frame);
-    (w.write(args), ...);
+    {
+        detail::collect_shared shared(j.shared);
+        (w.write(args), ...);
+    }
     detail::finish_frame(j.frame, detail::frame_type::task);
     enqueue(std::move(j));
     return future<R>(std::move(st));
@@ -506,6 +514,7 @@ std::shared_ptr<detail::batch_state<task_result_t<Task>>> pool::submit_chunk(It&
     for (; k < n && it != end; ++k, ++it) {
         const auto at = detail::reserve_item_length(j.frame); // known once the item is encoded
         decltype(auto) e = *it;
+        detail::collect_shared shared(j.shared);
         detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
         detail::finish_item(j.frame, at);
     }

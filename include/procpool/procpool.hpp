@@ -16,6 +16,7 @@
 #include <procpool/pool.hpp>
 #include <procpool/progress.hpp>
 #include <procpool/protocol.hpp>
+#include <procpool/shared_memory.hpp>
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 

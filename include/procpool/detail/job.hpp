@@ -6,6 +6,7 @@
 
 #include <procpool/config.hpp>
 #include <procpool/context.hpp>
+#include <procpool/detail/shared_handles.hpp>
 #include <procpool/future.hpp>
 
 #include <cstddef>
@@ -34,6 +35,7 @@ struct job {
     std::vector<std::string> failures; // why earlier attempts died (retries)
     std::shared_ptr<const context_snapshot> contexts{}; // the parent's contexts when it was submitted
     std::vector<lent_run> lent{};                        // in order of `at`
+    std::vector<shared_ref> shared{}; // the shared buffers its arguments refer to: alive until it is answered
 };
 
 /// Bytes of all the lent runs.

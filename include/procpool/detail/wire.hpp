@@ -9,7 +9,7 @@
 //   worker -> parent   hello | guard_missing
 //   parent -> worker   setup (worker index, initializer, finalizer)
 //   worker -> parent   ready | init_failed
-//   parent -> worker   [context] task | batch | retire   worker -> parent   [leak] result | batch_result | bye
+//   parent -> worker   [context] [unshare] [share...] task | batch | retire   worker -> parent   [leak] result | batch_result | bye
 #ifndef PROCPOOL_DETAIL_WIRE_HPP
 #define PROCPOOL_DETAIL_WIRE_HPP
 
@@ -52,7 +52,9 @@ enum class frame_type : std::uint8_t {
     plugins, // parent -> worker: plugins loaded since, to load before the next task
     ring,    // worker -> parent, in the result ring: the next frame is on the channel; on the channel: a doorbell
     task_died, // worker -> parent (isolation_mode::per_task): the process it forked for a job ended without answering
-    last_ = task_died
+    share,   // parent -> worker: a shared buffer's memory (its descriptor comes with the frame; shared_handles.hpp)
+    unshare, // parent -> worker: shared buffers the parent dropped, to unmap
+    last_ = unshare
 };
 
 inline const char* frame_type_name(frame_type t) noexcept {
@@ -73,6 +75,8 @@ inline const char* frame_type_name(frame_type t) noexcept {
     case frame_type::plugins: return "plugins";
     case frame_type::ring: return "ring";
     case frame_type::task_died: return "task_died";
+    case frame_type::share: return "share";
+    case frame_type::unshare: return "unshare";
     }
     return "unknown";
 }

@@ -13,6 +13,7 @@
 #include <procpool/detail/handles.hpp>
 #include <procpool/detail/job.hpp>
 #include <procpool/detail/result_ring.hpp>
+#include <procpool/detail/shared_handles.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/error.hpp>
 #include <procpool/platform/platform.hpp>
@@ -40,6 +41,8 @@ struct out_segment {
     std::span<const std::byte> borrowed; // empty: the bytes are `owned`
     std::size_t pos = 0;                 // bytes already written
     const void* owner = nullptr;         // the job (state) the borrowed bytes belong to
+    platform::shm_object handle = platform::invalid_shm_object; // sent with the first byte written (a share frame)
+    std::shared_ptr<const void> keep{};  // what owns `handle` until then
     [[nodiscard]] bool is_borrowed() const noexcept { return borrowed.data() != nullptr; }
     [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
         return is_borrowed() ? borrowed : std::span<const std::byte>(owned);
@@ -135,6 +138,19 @@ public:
 
     /// Queues a job's frame, with its lent runs in place.
     void append_job(const job& j) {
+        if (!j.shared.empty() || shared_.has_sent()) {
+            // Its shared buffers' memory goes first, each in its own segment (the descriptor rides its first byte).
+            auto frames = shared_.before_job(j.shared, [](bool unshare, const auto& msg) {
+                return make_frame(unshare ? frame_type::unshare : frame_type::share, msg);
+            });
+            for (auto& f : frames) {
+                if (f.handle == platform::invalid_shm_object) {
+                    append(f.frame);
+                    continue;
+                }
+                out_.push_back(out_segment{std::move(f.frame), {}, 0, nullptr, f.handle, std::move(f.keep)});
+            }
+        }
         const void* owner = j.state.get();
         const std::span<const std::byte> frame(j.frame);
         std::size_t at = 0;
@@ -152,7 +168,17 @@ public:
             auto& seg = out_.front();
             auto bytes = seg.bytes();
             while (seg.pos < bytes.size()) {
+#if PROCPOOL_WINDOWS
                 auto n = platform::write_some(fd, bytes.data() + seg.pos, bytes.size() - seg.pos);
+#else
+                const bool with = seg.handle != platform::invalid_shm_object;
+                auto n = platform::write_some_with_handles(fd, &seg.handle, with ? 1 : 0, bytes.data() + seg.pos,
+                                                           bytes.size() - seg.pos);
+                if (n > 0 && with) {
+                    seg.handle = platform::invalid_shm_object;
+                    seg.keep.reset();
+                }
+#endif
                 if (n <= 0) return; // full (poll reports writable), or gone (the reader side reports the death)
                 seg.pos += static_cast<std::size_t>(n);
             }
@@ -248,6 +274,7 @@ public:
 
     /// Closes the channel (the worker sees end of stream) and drops what was queued for it.
     void close_channel() noexcept {
+        shared_.clear(); // a replacement has mapped nothing
         out_.clear(); // unwritten bytes, some borrowed from jobs the engine requeues
         pending_.reset();
         close_ring_fd();
@@ -307,6 +334,7 @@ private:
     std::uint64_t ring_tail_ = 0;  // how far the ring has been read
     std::uint64_t ring_head_ = 0;  // the worker's head when last read (records up to it are published)
     std::optional<link_frame> pending_; // a frame from the channel waiting for the records before it
+    shared_sender shared_;              // the shared buffers this worker has mapped
 };
 
 } // namespace detail

@@ -9,6 +9,7 @@
 #include <procpool/context.hpp>
 #include <procpool/detail/handles.hpp>
 #include <procpool/detail/result_ring.hpp>
+#include <procpool/detail/shared_handles.hpp>
 #include <procpool/detail/spin.hpp>
 #include <procpool/error.hpp>
 #include <procpool/log.hpp>
@@ -50,7 +51,10 @@ public:
     explicit worker_channel(platform::native_handle fd) : fd_(fd) {}
     worker_channel(const worker_channel&) = delete;
     worker_channel& operator=(const worker_channel&) = delete;
-    ~worker_channel() { std::free(large_); }
+    ~worker_channel() {
+        std::free(large_);
+        for (auto h : handles_) platform::close_handle(h);
+    }
     [[nodiscard]] platform::native_handle handle() const noexcept { return fd_; }
 
     /// Sends a frame: into the result ring once use_ring() was called (a large one over the channel, with a
@@ -211,6 +215,14 @@ public:
         frame_left_ -= n;
     }
 
+    /// The oldest descriptor that came over the channel and was not taken yet (invalid_handle: none).
+    platform::native_handle take_handle() noexcept {
+        if (handles_.empty() || dropped_) return platform::invalid_handle; // after a drop they would be mismatched
+        auto h = handles_.front();
+        handles_.erase(handles_.begin());
+        return h;
+    }
+
     static constexpr std::size_t buffer_bytes = 64 * 1024;
     static constexpr int large_idle_ms = 50;
 
@@ -252,8 +264,14 @@ private:
         auto* at = buf_.data() + end_;
         const auto room = buf_.size() - end_;
         // Nonzero: bytes read, or -1 at end of stream (read_some's 0 means nothing yet).
+#if PROCPOOL_WINDOWS
         auto n = spin_.wait([&] { return platform::read_some(fd_, at, room); },
                             [&] { return platform::read_some_blocking(fd_, at, room); });
+#else
+        // Descriptors that come with the bytes (a share frame's) wait in handles_ for the frame that takes them.
+        auto n = spin_.wait([&] { return platform::read_some_with_handles(fd_, at, room, false, handles_, dropped_); },
+                            [&] { return platform::read_some_with_handles(fd_, at, room, true, handles_, dropped_); });
+#endif
         if (n <= 0) return false;
         end_ += static_cast<std::size_t>(n);
         return true;
@@ -281,6 +299,8 @@ private:
     std::size_t large_size_ = 0, large_capacity_ = 0;
     std::unique_ptr<result_ring> ring_; // null: frames go over the channel
     std::uint64_t ring_head_ = 0;       // bytes published in the ring
+    std::vector<platform::native_handle> handles_; // descriptors received, in order, not yet taken
+    bool dropped_ = false;                         // the system dropped some (EMFILE)
 };
 
 inline exception_record unknown_task_record(std::string_view name) {
@@ -520,6 +540,19 @@ inline int serve_channel(platform::native_handle fd) noexcept {
             case frame_type::context: {
                 try {
                     contexts.apply(decode<context_snapshot>(payload));
+                } catch (...) {
+                    context_failure = capture_exception(std::current_exception());
+                }
+                break;
+            }
+            case frame_type::share:
+            case frame_type::unshare: {
+                try { // a failure here fails the next task (as a context's does), not the worker
+#if !PROCPOOL_WINDOWS
+                    if (type == frame_type::share) accept_share(payload, ch.take_handle());
+                    else
+#endif
+                        drop_shares(payload);
                 } catch (...) {
                     context_failure = capture_exception(std::current_exception());
                 }

@@ -18,6 +18,7 @@
 #include <procpool/platform/posix/fork.hpp>       // fork_process, child_exit_events (the fork template's)
 #include <procpool/platform/posix/lifetime.hpp>   // lifelines, bind_lifetime_to_parent, ignore_terminal_signals
 #include <procpool/platform/posix/shm.hpp>        // the result ring's memory, wait_on_shared / wake_shared
+#include <procpool/platform/posix/shared_mapping.hpp> // shared_buffer memory, descriptors sent with bytes
 #include <procpool/platform/posix/library.hpp>    // load_library, find_symbol
 #include <procpool/platform/posix/event_set.hpp>  // event sets for pool::native_handle (epoll + timerfd)
 #include <procpool/platform/posix/zygote.hpp>     // shared_word, wait_child, apply_limits (per-task isolation, limits)

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: BSL-1.0
+// procpool/detail/shared_handles.hpp: how a shared_buffer crosses to a worker. Its value on the wire is a handle
+// (buffer id, size, read-only flag); the memory itself goes out of band: the parent sends a worker a `share` frame
+// with the buffer's descriptor attached (SCM_RIGHTS) before the first job that uses it, and an `unshare` frame
+// once the parent has dropped it, so the worker unmaps it. Each process keeps a table of the buffers it has
+// mapped (id -> mapping), which decoding looks up.
+#ifndef PROCPOOL_DETAIL_SHARED_HANDLES_HPP
+#define PROCPOOL_DETAIL_SHARED_HANDLES_HPP
+
+#include <procpool/codec.hpp>
+#include <procpool/config.hpp>
+#include <procpool/detail/handles.hpp>
+#include <procpool/error.hpp>
+#include <procpool/platform/platform.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+PROCPOOL_BEGIN_NAMESPACE
+
+namespace detail {
+
+/// One mapping of shared memory in this process, owned by the shared_buffer / shared_array values that view it
+/// (and, in a worker, by its cache until the parent drops the buffer).
+struct shared_core {
+    std::uint64_t id = 0;
+    std::size_t bytes = 0;
+    void* base = nullptr;
+    platform::shm_object handle = platform::invalid_shm_object;
+    platform::shm_object ro_handle = platform::invalid_shm_object; // what a read-only view sends (made once)
+    bool writable = true;
+    std::mutex ro_mutex; // pools in two threads may send the same buffer read-only at once
+
+    shared_core() = default;
+    shared_core(const shared_core&) = delete;
+    shared_core& operator=(const shared_core&) = delete;
+    ~shared_core();
+
+    /// The handle to send for a view (read-only or not).
+    platform::shm_object handle_for(bool read_only) {
+        if (!read_only || !writable) return handle;
+        std::lock_guard lk(ro_mutex);
+        if (ro_handle == platform::invalid_shm_object) {
+            ro_handle = platform::read_only_handle(handle);
+            own(ro_handle);
+        }
+        return ro_handle;
+    }
+    static void own([[maybe_unused]] platform::shm_object h) {
+#if !PROCPOOL_WINDOWS
+        own_handle(h); // a process forked from this one (a fork template) closes it: it must not keep the memory
+#endif
+    }
+};
+
+/// Selects the constructor of a shared view from its mapping.
+struct shared_view_tag {};
+
+/// A buffer an encoded job refers to, and whether as a read-only view.
+struct shared_ref {
+    std::shared_ptr<shared_core> core;
+    bool read_only = false;
+};
+
+/// Key of a mapping in a process's table: the buffer's id and whether the mapping is read-only.
+inline std::uint64_t shared_key(std::uint64_t id, bool read_only) noexcept { return (id << 1) | (read_only ? 1 : 0); }
+
+/// The buffers mapped in this process. A forked child starts with an empty one (its parent's mappings are not
+/// inherited: they are MADV_DONTFORK).
+class shared_table {
+public:
+    static shared_table& instance() {
+        static std::atomic<shared_table*> t{nullptr};
+        auto* p = t.load(std::memory_order_acquire);
+        if (!p || p->pid_ != platform::cached_pid()) {
+            static std::mutex m;
+            std::lock_guard lk(m);
+            p = t.load(std::memory_order_relaxed);
+            if (!p || p->pid_ != platform::cached_pid()) {
+                p = new shared_table; // never destroyed (a buffer in a static outlives statics); a parent's is left
+                t.store(p, std::memory_order_release); // behind in a forked child, whose copies of it are not ours
+            }
+        }
+        return *p;
+    }
+
+    /// A new id, unique across the processes of a pool (the process id is in it).
+    std::uint64_t next_id() noexcept {
+        return (static_cast<std::uint64_t>(pid_) << 32) | (counter_.fetch_add(1, std::memory_order_relaxed) + 1);
+    }
+
+    void add(const std::shared_ptr<shared_core>& c, bool read_only) {
+        std::lock_guard lk(m_);
+        mapped_[shared_key(c->id, read_only)] = c;
+        ++maps_;
+    }
+    /// The mapping of buffer `id` for a view, or null.
+    std::shared_ptr<shared_core> find(std::uint64_t id, bool read_only) {
+        std::lock_guard lk(m_);
+        if (read_only)
+            if (auto it = mapped_.find(shared_key(id, true)); it != mapped_.end())
+                if (auto c = it->second.lock()) return c;
+        if (auto it = mapped_.find(shared_key(id, false)); it != mapped_.end()) return it->second.lock();
+        return nullptr;
+    }
+    void erase(const shared_core* c) noexcept {
+        std::lock_guard lk(m_);
+        for (bool ro : {false, true}) {
+            auto it = mapped_.find(shared_key(c->id, ro));
+            if (it != mapped_.end() && (it->second.expired() || it->second.lock().get() == c)) mapped_.erase(it);
+        }
+        drops_.fetch_add(1, std::memory_order_release);
+    }
+
+    /// In a worker: keeps a mapping the parent sent until the parent says it dropped the buffer.
+    void hold(std::shared_ptr<shared_core> c, bool read_only) {
+        std::lock_guard lk(m_);
+        // A mapping it replaces is unmapped after the lock is released (its destructor erases it from the table).
+        std::swap(held_[shared_key(c->id, read_only)], c);
+    }
+    void release(std::uint64_t key) {
+        std::shared_ptr<shared_core> c; // unmapped after the lock is released (its destructor erases it from the table)
+        std::lock_guard lk(m_);
+        if (auto it = held_.find(key); it != held_.end()) {
+            c = std::move(it->second);
+            held_.erase(it);
+        }
+    }
+
+    /// How many buffers this process has dropped (a link compares it to know when to look for expired ones).
+    [[nodiscard]] std::uint64_t drops() const noexcept { return drops_.load(std::memory_order_acquire); }
+    /// How many mappings this process has made (the tests check that a buffer sent again is not mapped again).
+    [[nodiscard]] std::uint64_t maps() const noexcept {
+        std::lock_guard lk(m_);
+        return maps_;
+    }
+
+private:
+    shared_table() : pid_(platform::cached_pid()) {}
+    platform::pid_type pid_;
+    mutable std::mutex m_;
+    std::unordered_map<std::uint64_t, std::weak_ptr<shared_core>> mapped_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<shared_core>> held_;
+    std::atomic<std::uint32_t> counter_{0};
+    std::atomic<std::uint64_t> drops_{0};
+    std::uint64_t maps_ = 0;
+};
+
+inline shared_core::~shared_core() {
+    platform::unmap_shared_memory(base, bytes);
+    for (auto h : {handle, ro_handle}) {
+        if (h == platform::invalid_shm_object) continue;
+#if !PROCPOOL_WINDOWS
+        release_handle(h);
+#endif
+        platform::close_shared_memory(h);
+    }
+    if (id) shared_table::instance().erase(this);
+}
+
+/// Maps `h` (taking it) as a new buffer of this process. \throws std::system_error.
+inline std::shared_ptr<shared_core> make_shared_core(platform::shm_object h, std::size_t bytes, bool writable,
+                                                     std::uint64_t id = 0) {
+    auto c = std::make_shared<shared_core>();
+    c->handle = h; // closed by the core from here on, even if mapping fails
+    shared_core::own(h);
+    c->bytes = bytes;
+    c->writable = writable;
+    c->base = platform::map_shared_memory(h, bytes, writable);
+    c->id = id ? id : shared_table::instance().next_id();
+    shared_table::instance().add(c, !writable);
+    return c;
+}
+
+/// Where the buffers an encoding refers to are collected: set while a job's arguments are encoded, so the job
+/// keeps them alive and its worker is sent their memory first. Elsewhere (a result, in_process) only ids are written.
+inline std::vector<shared_ref>*& shared_sink() noexcept {
+    static thread_local std::vector<shared_ref>* sink = nullptr;
+    return sink;
+}
+
+/// Collects the buffers encoded while it lives into `into`.
+class collect_shared {
+public:
+    explicit collect_shared(std::vector<shared_ref>& into) noexcept : prev_(shared_sink()) { shared_sink() = &into; }
+    ~collect_shared() { shared_sink() = prev_; }
+    collect_shared(const collect_shared&) = delete;
+    collect_shared& operator=(const collect_shared&) = delete;
+
+private:
+    std::vector<shared_ref>* prev_;
+};
+
+/// \throws std::logic_error if `refs` must go to workers that cannot get them (not implemented on this system).
+inline void check_shareable(const std::vector<shared_ref>& refs, bool remote) {
+    if (!refs.empty() && remote && !platform::can_share_with_workers)
+        throw std::logic_error("procpool: a shared_buffer or shared_array cannot be sent to a worker process on this "
+                               "system yet (Windows: handing a file mapping to a worker is not implemented). Use "
+                               "start_method::in_process, or pass the data by value.");
+}
+
+/// Writes a buffer's handle, and collects it when a job is being encoded.
+inline void write_shared(writer& w, const std::shared_ptr<shared_core>& c, bool read_only) {
+    w.write(c ? c->id : std::uint64_t{0});
+    w.write(static_cast<std::uint64_t>(c ? c->bytes : 0));
+    w.write(static_cast<std::uint8_t>(read_only ? 1 : 0));
+    if (c && shared_sink()) shared_sink()->push_back({c, read_only});
+}
+
+/// Reads a buffer's handle and finds its mapping in this process. Null for an empty buffer.
+/// \throws protocol_error when the handle names no buffer mapped here, or not with that size or access.
+inline std::shared_ptr<shared_core> read_shared(reader& r, bool want_read_only, std::size_t element_size) {
+    const auto at = r.offset();
+    const auto id = r.read<std::uint64_t>();
+    const auto bytes = r.read<std::uint64_t>();
+    const auto flags = r.read<std::uint8_t>();
+    if (flags > 1) throw protocol_error("procpool: corrupt shared buffer handle: flags " + std::to_string(flags), at);
+    if (flags && !want_read_only)
+        throw protocol_error("procpool: a read-only shared buffer was decoded as a writable one", at);
+    if (id == 0) {
+        if (bytes != 0) throw protocol_error("procpool: corrupt shared buffer handle: an empty buffer of " +
+                                                 std::to_string(bytes) + " bytes", at);
+        return nullptr;
+    }
+    auto c = shared_table::instance().find(id, want_read_only);
+    if (!c)
+        throw protocol_error("procpool: shared buffer " + std::to_string(id) + " is not mapped in process " +
+                                 std::to_string(platform::current_pid()) +
+                                 ": a handle decodes only where its buffer was created or sent with a task (a "
+                                 "worker can return only a buffer it received)",
+                             at);
+    if (c->bytes != bytes)
+        throw protocol_error("procpool: shared buffer " + std::to_string(id) + " is " + std::to_string(c->bytes) +
+                                 " bytes here, but its handle says " + std::to_string(bytes),
+                             at);
+    if (bytes % element_size)
+        throw protocol_error("procpool: shared buffer " + std::to_string(id) + " of " + std::to_string(bytes) +
+                                 " bytes is not a whole number of " + std::to_string(element_size) + "-byte elements",
+                             at);
+    if (!want_read_only && !c->writable)
+        throw protocol_error("procpool: shared buffer " + std::to_string(id) + " is mapped read-only here", at);
+    return c;
+}
+
+// ---- the wire: share / unshare frames -----------------------------------------------------------------------------
+
+/// A `share` frame's payload; the buffer's descriptor comes with the frame.
+struct share_msg {
+    std::uint64_t id = 0;
+    std::uint64_t bytes = 0;
+    std::uint8_t read_only = 0;
+};
+
+/// A frame to send, with the handle it carries and the buffer that must live until it is written.
+struct share_out {
+    std::vector<std::byte> frame;
+    platform::shm_object handle;
+    std::shared_ptr<const void> keep;
+};
+
+/// The parent's side, per worker: which buffers the worker has mapped (sent once each), and telling it to drop
+/// those the parent no longer holds.
+class shared_sender {
+public:
+    /// The frames that must reach the worker before a job that refers to `refs`: unshare for buffers dropped since,
+    /// share for those it has not been sent.
+    template <class MakeFrame>
+    std::vector<share_out> before_job(const std::vector<shared_ref>& refs, MakeFrame&& make_frame) {
+        std::vector<share_out> out;
+        auto& table = shared_table::instance();
+        if (!sent_.empty() && table.drops() != drops_seen_) {
+            drops_seen_ = table.drops();
+            std::vector<std::uint64_t> gone;
+            for (auto it = sent_.begin(); it != sent_.end();) {
+                if (it->second.expired()) {
+                    gone.push_back(it->first);
+                    it = sent_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            if (!gone.empty()) out.push_back({make_frame(true, gone), platform::invalid_shm_object, nullptr});
+        }
+        for (const auto& r : refs) {
+            const bool ro = r.read_only || !r.core->writable;
+            auto [it, fresh] = sent_.try_emplace(shared_key(r.core->id, ro), r.core);
+            if (!fresh) continue;
+            share_msg m{r.core->id, r.core->bytes, static_cast<std::uint8_t>(ro)};
+            out.push_back({make_frame(false, m), r.core->handle_for(ro), r.core});
+        }
+        return out;
+    }
+    /// Whether the worker was sent any buffer (it may have some to drop).
+    [[nodiscard]] bool has_sent() const noexcept { return !sent_.empty(); }
+    /// The worker is gone: a replacement has mapped nothing.
+    void clear() noexcept { sent_.clear(); }
+
+private:
+    std::unordered_map<std::uint64_t, std::weak_ptr<shared_core>> sent_;
+    std::uint64_t drops_seen_ = 0;
+};
+
+/// In a worker: maps the buffer a `share` frame announces, whose descriptor `h` came with it (taken).
+/// \throws protocol_error when it came without one or the memory is smaller than announced.
+inline void accept_share(std::span<const std::byte> payload, platform::shm_object h) {
+    if (h == platform::invalid_shm_object)
+        throw protocol_error("procpool: a shared buffer came without its memory (the system dropped the descriptor: "
+                             "too many open files?)",
+                             0);
+    share_msg m;
+    try {
+        m = decode<share_msg>(payload);
+    } catch (...) {
+        platform::close_shared_memory(h);
+        throw;
+    }
+#if !PROCPOOL_WINDOWS
+    const auto size = platform::shared_memory_size(h);
+    if (m.id == 0 || size < 0 || static_cast<std::uint64_t>(size) < m.bytes) {
+        platform::close_shared_memory(h);
+        throw protocol_error("procpool: shared buffer " + std::to_string(m.id) + " announced as " +
+                                 std::to_string(m.bytes) + " bytes came with memory of " + std::to_string(size),
+                             0);
+    }
+#endif
+    shared_table::instance().hold(make_shared_core(h, static_cast<std::size_t>(m.bytes), m.read_only == 0, m.id),
+                                  m.read_only != 0);
+}
+
+/// In a worker: the parent dropped these buffers (keys); the worker's mappings go once its tasks hold none.
+inline void drop_shares(std::span<const std::byte> payload) {
+    for (auto key : decode<std::vector<std::uint64_t>>(payload)) shared_table::instance().release(key);
+}
+
+} // namespace detail
+
+PROCPOOL_END_NAMESPACE
+
+#endif // PROCPOOL_DETAIL_SHARED_HANDLES_HPP
