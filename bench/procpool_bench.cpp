@@ -561,11 +561,13 @@ struct queue_memory {
     double rss_per_task = NAN, heap_per_task = NAN; // bytes
 };
 /// Parent memory per queued task, measured in a fresh copy of this executable (`--bench-queue-mem n`).
-queue_memory queued_memory(std::size_t n) {
-    auto c = spawn_self_child({"--bench-queue-mem", std::to_string(n)});
+/// Runs a copy of this executable with `args` and returns the first line it writes to descriptor 3 (or what came
+/// before it ended, or `timeout_ms` passed without a byte).
+std::string child_line(const std::vector<std::string>& args, int timeout_ms) {
+    auto c = spawn_self_child(args);
     std::string out;
     char buf[256];
-    while (readable_within(c.fd, 120000)) {
+    while (readable_within(c.fd, timeout_ms)) {
         auto r = ::read(c.fd, buf, sizeof buf);
         if (r <= 0) break;
         out.append(buf, static_cast<std::size_t>(r));
@@ -573,6 +575,11 @@ queue_memory queued_memory(std::size_t n) {
     }
     ::close(c.fd);
     reap(c.pid);
+    return out;
+}
+
+queue_memory queued_memory(std::size_t n) {
+    const auto out = child_line({"--bench-queue-mem", std::to_string(n)}, 120000);
     queue_memory q;
     double rss = NAN, heap = NAN;
     if (std::sscanf(out.c_str(), "%lf %lf", &rss, &heap) == 2) {
@@ -613,17 +620,7 @@ struct lazy_memory {
     double rss_before = NAN, imap_growth = NAN, imap_seconds = NAN, map_growth = NAN, map_seconds = NAN; // bytes, s
 };
 lazy_memory lazy_map_memory(std::size_t n, bool with_map) {
-    auto c = spawn_self_child({"--bench-lazy-mem", std::to_string(n), with_map ? "map" : "imap"});
-    std::string out;
-    char buf[256];
-    while (readable_within(c.fd, 600000)) {
-        auto r = ::read(c.fd, buf, sizeof buf);
-        if (r <= 0) break;
-        out.append(buf, static_cast<std::size_t>(r));
-        if (out.find('\n') != std::string::npos) break;
-    }
-    ::close(c.fd);
-    reap(c.pid);
+    const auto out = child_line({"--bench-lazy-mem", std::to_string(n), with_map ? "map" : "imap"}, 600000);
     lazy_memory m;
     if (std::sscanf(out.c_str(), "%lf %lf %lf %lf %lf", &m.rss_before, &m.imap_growth, &m.imap_seconds,
                     &m.map_growth, &m.map_seconds) < 3)

@@ -63,18 +63,24 @@ using chunk_source = std::function<chunk_ptr<R>(std::size_t max_items)>;
 template <class R>
 class lazy_results {
 public:
-    /// An iterator over values. Advancing waits for the next result, driving the pool.
-    class iterator {
+    /// An iterator over values (Outcomes = false) or item_outcome objects (true). Advancing waits for the next
+    /// result, driving the pool.
+    template <bool Outcomes>
+    class basic_iterator {
     public:
-        using value_type = detail::stored_t<R>;
+        using value_type = std::conditional_t<Outcomes, item_outcome<R>, detail::stored_t<R>>;
         using difference_type = std::ptrdiff_t;
-        iterator() = default;
-        explicit iterator(lazy_results* r) : r_(r) { advance(); }
-        /// The item's value. \throws the item's exception when it failed; advancing goes on with the next item.
-        value_type& operator*() const { return r_->current_->get(); }
-        /// The item's value, as operator*.
-        value_type* operator->() const { return &r_->current_->get(); }
-        iterator& operator++() {
+        basic_iterator() = default;
+        explicit basic_iterator(lazy_results* r) : r_(r) { advance(); }
+        /// The item's value (or outcome). \throws the item's exception when it failed and this iterates values;
+        /// advancing goes on with the next item.
+        value_type& operator*() const {
+            if constexpr (Outcomes) return *r_->current_;
+            else return r_->current_->get();
+        }
+        /// As operator*.
+        value_type* operator->() const { return &**this; }
+        basic_iterator& operator++() {
             advance();
             return *this;
         }
@@ -87,31 +93,14 @@ public:
         }
         lazy_results* r_ = nullptr;
     };
+    /// The iterator over values.
+    using iterator = basic_iterator<false>;
 
     /// The same iteration as item_outcome objects: every item, failed or not, with its input index.
     class outcome_view {
     public:
-        class iterator {
-        public:
-            using value_type = item_outcome<R>;
-            using difference_type = std::ptrdiff_t;
-            iterator() = default;
-            explicit iterator(lazy_results* r) : r_(r) { advance(); }
-            item_outcome<R>& operator*() const { return *r_->current_; }
-            item_outcome<R>* operator->() const { return &*r_->current_; }
-            iterator& operator++() {
-                advance();
-                return *this;
-            }
-            void operator++(int) { advance(); }
-            bool operator==(std::default_sentinel_t) const { return r_ == nullptr; }
-
-        private:
-            void advance() {
-                if (!r_->next()) r_ = nullptr;
-            }
-            lazy_results* r_ = nullptr;
-        };
+        /// The iterator over outcomes.
+        using iterator = basic_iterator<true>;
         /// Waits for the first outcome.
         iterator begin() { return iterator(&target()); }
         /// The end: every item has been yielded.
