@@ -200,9 +200,13 @@ TEST_CASE("shared_array: in_process is a plain view of the same memory", "[shm]"
 #if PROCPOOL_POSIX
 TEST_CASE("shared_array: writes by a worker are seen by the parent and the parent's by the worker", "[shm][posix]") {
     auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    // per_task: the worker maps the memory, the fresh process it forks for the task must see the mapping too
+    auto isolation = GENERATE(procpool::isolation_mode::per_worker, procpool::isolation_mode::per_task);
+    INFO("start method: " << ppt::name(method) << ", per_task: " << (isolation == procpool::isolation_mode::per_task));
     auto a = shared_array<double>::create(5000); // made before the pool: fork workers still get it by handle
-    procpool::pool p{opts(method)};
+    auto o = opts(method);
+    o.isolation = isolation;
+    procpool::pool p{o};
     std::iota(a.begin(), a.end(), 1.0);
     CHECK(p.submit<shm_scale>(a, 3.0).get() == 5000);
     CHECK(a[0] == 3.0);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -77,7 +78,7 @@ inline std::uint64_t shared_key(std::uint64_t id, bool read_only) noexcept { ret
 class shared_table {
 public:
     static shared_table& instance() {
-        static std::atomic<shared_table*> t{nullptr};
+        auto& t = slot();
         auto* p = t.load(std::memory_order_acquire);
         if (!p || p->pid_ != platform::cached_pid()) {
             static std::mutex m;
@@ -142,7 +143,20 @@ public:
         return maps_;
     }
 
+    /// In a task process a per-task worker just forked (single-threaded): the worker's table, and the mappings it
+    /// holds (inherited, see map_shared_memory), are this process's too.
+    static void adopt_in_forked_child() noexcept {
+        if (auto* p = slot().load(std::memory_order_acquire)) {
+            new (&p->m_) std::mutex; // another thread of the worker may have held it at fork time
+            p->pid_ = platform::cached_pid();
+        }
+    }
+
 private:
+    static std::atomic<shared_table*>& slot() noexcept {
+        static std::atomic<shared_table*> t{nullptr};
+        return t;
+    }
     shared_table() : pid_(platform::cached_pid()) {}
     platform::pid_type pid_;
     mutable std::mutex m_;
@@ -167,13 +181,13 @@ inline shared_core::~shared_core() {
 
 /// Maps `h` (taking it) as a new buffer of this process. \throws std::system_error.
 inline std::shared_ptr<shared_core> make_shared_core(platform::shm_object h, std::size_t bytes, bool writable,
-                                                     std::uint64_t id = 0) {
+                                                     std::uint64_t id = 0, bool inherited = false) {
     auto c = std::make_shared<shared_core>();
     c->handle = h; // closed by the core from here on, even if mapping fails
     shared_core::own(h);
     c->bytes = bytes;
     c->writable = writable;
-    c->base = platform::map_shared_memory(h, bytes, writable);
+    c->base = platform::map_shared_memory(h, bytes, writable, inherited);
     c->id = id ? id : shared_table::instance().next_id();
     shared_table::instance().add(c, !writable);
     return c;
@@ -330,8 +344,10 @@ inline void accept_share(std::span<const std::byte> payload, platform::shm_objec
                              0);
     }
 #endif
-    shared_table::instance().hold(make_shared_core(h, static_cast<std::size_t>(m.bytes), m.read_only == 0, m.id),
-                                  m.read_only != 0);
+    // Inherited by fork: under isolation_mode::per_task the task runs in a process this worker forks.
+    shared_table::instance().hold(
+        make_shared_core(h, static_cast<std::size_t>(m.bytes), m.read_only == 0, m.id, /*inherited=*/true),
+        m.read_only != 0);
 }
 
 /// In a worker: the parent dropped these buffers (keys); the worker's mappings go once its tasks hold none.

@@ -32,7 +32,7 @@ PROCPOOL_BEGIN_NAMESPACE
 
 namespace detail {
 
-inline constexpr std::uint32_t protocol_version = 2;
+inline constexpr std::uint32_t protocol_version = 3; // 3: task_died, share, unshare frames; setup limits and isolation
 inline constexpr std::size_t frame_header_size = 5;
 
 enum class frame_type : std::uint8_t {

@@ -15,6 +15,7 @@
 #define PROCPOOL_DETAIL_ZYGOTE_HPP
 
 #include <procpool/config.hpp>
+#include <procpool/detail/shared_handles.hpp>
 #include <procpool/detail/wire.hpp>
 #include <procpool/error.hpp>
 #include <procpool/options.hpp>
@@ -128,6 +129,7 @@ public:
         if (pid == 0) {
             // Dies with its worker (a timeout kills the worker, and so this task); needs nothing else of it.
             if (!platform::bind_lifetime_to_parent(self)) platform::quick_exit_process(0);
+            shared_table::adopt_in_forked_child(); // the buffers this worker mapped are the task's to use
             const bool sent = job();
             if (sent) answered_->store(1, std::memory_order_release);
             platform::quick_exit_process(0); // no static destructors, no retire hooks: they belong to the worker

@@ -105,14 +105,17 @@ inline long long shared_memory_size(shm_object fd) noexcept {
     return static_cast<long long>(st.st_size);
 }
 
-/// Maps `bytes` of `fd` shared, writable or not; not inherited by fork() (a fork template must not keep it alive).
-/// Null for zero bytes. \throws std::system_error.
-inline void* map_shared_memory(shm_object fd, std::size_t bytes, bool writable) {
+/// Maps `bytes` of `fd` shared, writable or not. Not inherited by fork() (a fork template must not keep it alive)
+/// unless `inherited`: a per-task worker's mappings are its task processes' too. Null for zero bytes.
+/// \throws std::system_error.
+inline void* map_shared_memory(shm_object fd, std::size_t bytes, bool writable, bool inherited = false) {
     if (bytes == 0) return nullptr;
     void* p = ::mmap(nullptr, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) throw_errno("mmap");
 #if defined(MADV_DONTFORK)
-    ::madvise(p, bytes, MADV_DONTFORK);
+    if (!inherited) ::madvise(p, bytes, MADV_DONTFORK);
+#else
+    (void)inherited;
 #endif
     return p;
 }

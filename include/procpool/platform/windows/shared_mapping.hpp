@@ -62,7 +62,7 @@ inline shm_object read_only_handle(shm_object h) {
     return d;
 }
 
-inline void* map_shared_memory(shm_object h, std::size_t bytes, bool writable) {
+inline void* map_shared_memory(shm_object h, std::size_t bytes, bool writable, bool = false) {
     if (bytes == 0) return nullptr;
     void* p = ::MapViewOfFile(h, writable ? FILE_MAP_WRITE : FILE_MAP_READ, 0, 0, bytes);
     if (!p) throw_last_error("MapViewOfFile");
