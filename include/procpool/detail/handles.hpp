@@ -4,10 +4,9 @@
 #define PROCPOOL_DETAIL_HANDLES_HPP
 
 #include <procpool/config.hpp>
-#include <procpool/platform/platform.hpp>
+#include <procpool/platform/types.hpp>
 
 #include <mutex>
-#include <new>
 #include <set>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -32,17 +31,6 @@ inline void release_handle(platform::native_handle h) {
     std::lock_guard lock(owned_handles().mutex);
     owned_handles().handles.erase(h);
 }
-/// In a freshly forked child (single-threaded): close every parent-owned handle except `keep`.
-inline void close_inherited_handles(platform::native_handle keep1, platform::native_handle keep2 = -1) noexcept {
-    auto& hs = owned_handles();
-    new (&hs.mutex) std::mutex; // another thread of the parent may have held it at fork time
-    for (auto h : hs.handles)
-        if (h != keep1 && h != keep2) platform::close_handle(h);
-    hs.handles.clear();
-    if (keep1 >= 0) hs.handles.insert(keep1);
-    if (keep2 >= 0) hs.handles.insert(keep2);
-}
-
 } // namespace detail
 
 PROCPOOL_END_NAMESPACE

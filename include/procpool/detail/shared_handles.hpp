@@ -11,7 +11,7 @@
 #include <procpool/config.hpp>
 #include <procpool/detail/handles.hpp>
 #include <procpool/error.hpp>
-#include <procpool/platform/platform.hpp>
+#include <procpool/platform/shared_mapping.hpp>
 
 #include <atomic>
 #include <cstddef>

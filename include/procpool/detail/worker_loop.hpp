@@ -26,6 +26,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <set>
 #include <string>
 #include <string_view>
@@ -619,6 +620,17 @@ inline int serve_channel(platform::native_handle fd) noexcept {
     } catch (...) {
         return 5;
     }
+}
+
+/// In a freshly forked child (single-threaded): close every parent-owned handle except `keep`.
+inline void close_inherited_handles(platform::native_handle keep1, platform::native_handle keep2 = -1) noexcept {
+    auto& hs = owned_handles();
+    new (&hs.mutex) std::mutex; // another thread of the parent may have held it at fork time
+    for (auto h : hs.handles)
+        if (h != keep1 && h != keep2) platform::close_handle(h);
+    hs.handles.clear();
+    if (keep1 >= 0) hs.handles.insert(keep1);
+    if (keep2 >= 0) hs.handles.insert(keep2);
 }
 
 /// The fork template ("zygote"): a single-threaded copy of the parent taken when the pool was constructed.
