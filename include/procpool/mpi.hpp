@@ -55,6 +55,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -696,6 +697,10 @@ public:
         std::lock_guard lk(m_);
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         if (broken_) std::rethrow_exception(broken_);
+        if (!j.shared.empty()) // its memory is on this machine; the tasks run on others
+            throw std::logic_error("procpool: a shared_buffer or shared_array cannot be sent to an MPI pool: shared "
+                                   "memory is on this machine and the task runs on another. Pass the data by value "
+                                   "(a std::vector), or use a local pool.");
         j.state->owner = weak_from_this();
         take_lent(j);
         queue_.push_back(std::move(j));

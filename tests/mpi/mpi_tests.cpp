@@ -8,6 +8,7 @@
 #include "../catch.hpp"
 
 #include <procpool/mpi.hpp>
+#include <procpool/shared_memory.hpp>
 
 #include <csignal>
 #include <cstdlib>
@@ -23,6 +24,9 @@
 
 int square(int x) { return x * x; }
 PROCPOOL_TASK(square);
+
+double sum_shared(procpool::shared_array<const double> a) { return std::accumulate(a.begin(), a.end(), 0.0); }
+PROCPOOL_TASK(sum_shared);
 
 long parent_pid() { return static_cast<long>(getppid()); } // in a node agent's local worker: the agent
 PROCPOOL_TASK(parent_pid);
@@ -135,6 +139,16 @@ TEST_CASE("mpi: results and errors come back as on one machine", "[mpi]") {
     std::set<int> seen;
     for (auto& f : procpool::as_completed(many)) seen.insert(f.get());
     CHECK(seen.size() == 20);
+
+    // Shared memory stays on this machine: refused at submit, saying so, and the pool goes on.
+    auto shared = procpool::shared_array<double>::create(10);
+    CHECK_THROWS_AS(pool.submit<sum_shared>(shared), std::logic_error);
+    try {
+        (void)pool.submit<sum_shared>(shared);
+    } catch (const std::logic_error& e) {
+        CHECK(std::string(e.what()).find("MPI pool") != std::string::npos);
+    }
+    CHECK(pool.submit<square>(3).get() == 9);
 
     auto outcomes = pool.map_outcomes<fails>(std::vector<int>{1, -2, 3}, {.chunksize = 1});
     REQUIRE(outcomes.size() == 3);
