@@ -47,14 +47,14 @@ int main(int argc, char** argv) {
     procpool::serve_if_worker(argc, argv);
     procpool::pool pool{{.workers = 2}};
 
-    // An endless input: the first n whose Collatz sequence takes more than 400 steps. The loop stops the input.
-    auto results = pool.imap<collatz_steps>(naturals{}, {.chunksize = 256, .max_in_flight = 4096});
+    // An endless input: the first n whose Collatz sequence takes more than 200 steps. The loop stops the input.
+    auto results = pool.imap<collatz_steps>(naturals{}, {.chunksize = 64, .max_in_flight = 512});
     long n = 1;
     for (int steps : results) {
-        if (steps > 400) break;
+        if (steps > 200) break;
         ++n;
     }
-    std::printf("first n with more than 400 Collatz steps: %ld (at most %zu items in flight)\n", n,
+    std::printf("first n with more than 200 Collatz steps: %ld (at most %zu items in flight)\n", n,
                 results.max_in_flight());
 
     // Every item's outcome, in completion order; one failure does not end the loop.
