@@ -67,8 +67,10 @@ long spin_forever() {
     volatile long n = 0;
     for (;;) n = n + 1;
 }
+char* volatile allocated_at = nullptr;
 std::size_t allocate(std::size_t bytes) {
     std::vector<char> v(bytes, 1);
+    allocated_at = v.data(); // escapes: an optimizer may not elide the allocation (clang -O2 removes an unused one)
     return v.size();
 }
 int open_many(int n) {
