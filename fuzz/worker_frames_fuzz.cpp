@@ -8,6 +8,8 @@
 // leak audit and whether an initializer and a finalizer are set), so the fuzzer reaches the task, batch,
 // context and retire handling at once; even, the rest of the input is the whole stream (setup decoding too).
 // The tasks and the context below are registered in this binary, so task frames reach real invokers.
+// The loop runs embedded: a setup frame asking for per-task forks or resource limits is refused, since applying
+// them would fork or constrain the fuzzer itself (an address-space limit made the sanitizer's own allocations fail).
 // serve_channel must return for every input: a hang (-timeout), a crash, a sanitizer report, or an allocation
 // over -malloc_limit_mb (e.g. a frame whose header claims 4 GiB, allocated before its bytes arrive) is a finding.
 // Setup and plugins frames name plugin paths, which the worker dlopens (relative ones from the current directory):
@@ -160,7 +162,7 @@ inline int run(const std::uint8_t* data, std::size_t size) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
     std::thread parent(play_parent, sv[1], std::cref(stream));
-    int code = pd::serve_channel(sv[0]);
+    int code = pd::serve_channel(sv[0], pd::serve_host::embedded); // per-task forks and limits: refused
     ::close(sv[0]); // the parent thread sees end of stream
     parent.join();
     ::close(sv[1]);
@@ -256,6 +258,15 @@ int main(int argc, char** argv) {
     procpool::detail::setup_msg s;
     s.finalizer = procpool::task_call{"fz::fini", {}};
     put(0, cat({pd::make_frame(pd::frame_type::setup, s), task(12, "fz::fail", encode(std::uint8_t{1})), retire}));
+    // Setups the embedded loop refuses: applied, a 64 MiB address-space limit or per-task forks would act on the
+    // fuzzer's own process.
+    pd::setup_msg limited;
+    limited.limit_address_space = std::uint64_t{64} << 20;
+    limited.limit_cpu_seconds = 1;
+    put(0, cat({pd::make_frame(pd::frame_type::setup, limited), task(16, "fz::echo", encode(std::string("x")))}));
+    pd::setup_msg forking;
+    forking.per_task = true;
+    put(0, cat({pd::make_frame(pd::frame_type::setup, forking), task(17, "fz::bump", {}), retire}));
     return 0;
 }
 #endif

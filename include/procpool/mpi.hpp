@@ -412,7 +412,8 @@ class mpi_agent final : public completion_listener {
 public:
     mpi_agent(MPI_Comm comm, int root) : comm_(comm), root_(root), host_(mpi_host()) {}
 
-    void run(bool once) {
+    /// Returns true when rank 0 said that a rank of the world was lost (see finalize).
+    bool run(bool once) {
         std::unique_lock lk(m_);
         mpi_backoff idle;
         for (;;) {
@@ -428,10 +429,10 @@ public:
             idle.reset();
             lk.unlock();
             auto head = mpi_recv_head(comm_, s);
-            if (s.MPI_TAG == mpi_tag_exit) return;
+            if (s.MPI_TAG == mpi_tag_exit) return !head.empty() && head[0] != std::byte{0};
             if (s.MPI_TAG == mpi_tag_open) {
                 serve_pool(head);
-                if (once) return;
+                if (once) return false;
             }
             lk.lock();
         }
@@ -1022,15 +1023,19 @@ inline void finalize() {
     int rank = 0, size = 1;
     MPI_Comm_rank(st.world, &rank);
     MPI_Comm_size(st.world, &size);
+    // A rank found dead never joins MPI_Finalize's closing fence, which Open MPI runs over every process of the job:
+    // with one lost, the survivors would wait there for ever. They end without it (mpirun --enable-recovery, the
+    // only way a job outlives a rank, accepts that), and rank 0 tells the agents so.
+    const bool lost = !st.lost.empty();
     if (rank == 0) {
-        const std::uint8_t b = 0;
+        const std::uint8_t b = lost ? 1 : 0;
         for (int r = 1; r < size; ++r)
             if (std::find(st.lost.begin(), st.lost.end(), r) == st.lost.end())
                 MPI_Send(&b, 1, MPI_BYTE, r, detail::mpi_tag_exit, st.world);
     }
     MPI_Comm_free(&st.world);
     st.world = MPI_COMM_NULL;
-    if (st.we_initialized) MPI_Finalize();
+    if (st.we_initialized && !lost) MPI_Finalize();
 }
 
 /// Call first in main(). Serves as a local worker process (serve_if_worker), or as a node agent: on every rank of
@@ -1057,13 +1062,14 @@ inline void serve_if_worker_rank(int argc, char** argv) {
         (void)registered;
         return;
     }
+    bool lost = false; // a rank of the static world died: MPI_Finalize's fence would wait for it (see finalize)
     try {
         if (parent != MPI_COMM_NULL) {
             MPI_Comm_set_errhandler(parent, MPI_ERRORS_RETURN);
             detail::mpi_agent(parent, 0).run(true);
             MPI_Comm_disconnect(&parent);
         } else {
-            detail::mpi_agent(st.world, 0).run(false);
+            lost = detail::mpi_agent(st.world, 0).run(false);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "procpool: node agent on MPI rank %d: %s\n", rank, e.what());
@@ -1075,7 +1081,7 @@ inline void serve_if_worker_rank(int argc, char** argv) {
     st.finalized = true;
     int fin = 0;
     MPI_Finalized(&fin);
-    if (!fin) MPI_Finalize(); // an agent ends here: nobody else would finalize (whoever initialized MPI)
+    if (!fin && !lost) MPI_Finalize(); // an agent ends here: nobody else would finalize (whoever initialized MPI)
     std::exit(0);
 }
 

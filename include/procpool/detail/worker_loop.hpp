@@ -393,8 +393,13 @@ inline std::optional<exception_record> run_hook(const task_call& call) {
     return r.read<exception_record>();
 }
 
+/// Where serve_channel runs. A worker process owns itself; a test harness (the fuzz target) runs the loop inside
+/// its own process, where the setup frame's per-task forks and resource limits would change the harness itself:
+/// there they are refused (init_failed), as any other setup the worker cannot honour.
+enum class serve_host : std::uint8_t { worker_process, embedded };
+
 /// The worker loop: hello, setup, then tasks until retire or end of stream. Returns the exit code.
-inline int serve_channel(platform::native_handle fd) noexcept {
+inline int serve_channel(platform::native_handle fd, serve_host host = serve_host::worker_process) noexcept {
     serving_flag() = true;
     worker_channel ch(fd);
     try {
@@ -446,6 +451,16 @@ inline int serve_channel(platform::native_handle fd) noexcept {
                 ch.send(make_frame(frame_type::init_failed, *err));
                 return 4;
             }
+        }
+        if (host == serve_host::embedded &&
+            (setup.per_task || setup.limit_address_space || setup.limit_cpu_seconds || setup.limit_open_files ||
+             setup.no_core_dumps)) {
+            exception_record rec;
+            rec.type = "procpool::start_error";
+            rec.what = "procpool: this worker loop runs inside another program, which per-task isolation and "
+                       "pool_options::limits would change as a whole: refused";
+            ch.send(make_frame(frame_type::init_failed, rec));
+            return 4;
         }
         // After the initializer (paid once, unconstrained), before the first task.
         if (auto err = apply_limits(setup); !err.empty()) {
