@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // tests/shared_memory_test.cpp: shared_buffer / shared_array as task arguments and results: writes seen both ways,
-// one mapping per worker, read-only views, lifetime across crashes and a killed parent, bad handles.
+// one mapping per worker, read-only views, lifetime across crashes and a killed parent, bad handles. On Windows the
+// memory reaches a worker as a handle duplicated into its process; the /dev/shm and /proc counting is POSIX's.
 #include "test_tasks.hpp"
 
 #include <procpool/procpool.hpp>
@@ -17,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#elif PROCPOOL_WINDOWS
+#include <procpool/platform/windows/win32.hpp>
 #endif
 
 using procpool::shared_array;
@@ -53,6 +56,57 @@ std::uint64_t shm_maps_made() { return procpool::detail::shared_table::instance(
 
 int shm_twice(int x) { return 2 * x; }
 
+// Whether this process still maps a buffer's memory at `addr` (where shm_address saw it).
+bool shm_mapped_at(std::uint64_t addr) {
+#if PROCPOOL_WINDOWS
+    MEMORY_BASIC_INFORMATION mbi{};
+    const auto* p = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(addr));
+    return ::VirtualQuery(p, &mbi, sizeof mbi) && mbi.Type == MEM_MAPPED && mbi.AllocationBase == p;
+#else
+    std::ifstream in("/proc/self/maps");
+    for (std::string line; std::getline(in, line);)
+        if (line.find("procpool-shm") != std::string::npos && std::stoull(line, nullptr, 16) == addr) return true;
+    return false;
+#endif
+}
+
+// Writes through a read-only view: the worker must crash.
+int shm_write_const(shared_array<const int> a) {
+#if PROCPOOL_POSIX
+    std::signal(SIGSEGV, SIG_DFL); // a fork worker inherits the test runner's handler, which would report it
+#endif
+    const_cast<int*>(a.data())[0] = 42;
+    return a[0];
+}
+
+// Tries to make a read-only view writable: refused (its descriptor, or handle, is read-only too).
+int shm_mprotect_const(shared_array<const int> a) {
+#if PROCPOOL_WINDOWS
+    DWORD old = 0;
+    return ::VirtualProtect(const_cast<int*>(a.data()), 4096, PAGE_READWRITE, &old) ? 0 : -1;
+#else
+    return ::mprotect(const_cast<int*>(a.data()), 4096, PROT_READ | PROT_WRITE);
+#endif
+}
+
+#if PROCPOOL_WINDOWS
+// File-mapping handles open in this process: the handles that can be mapped (GetProcessHandleCount says 0 under
+// wine, so each small handle value is tried).
+int shm_mapping_handles() {
+    int n = 0;
+    for (std::uintptr_t v = 4; v < (1u << 16); v += 4) {
+        auto h = reinterpret_cast<HANDLE>(v);
+        DWORD flags = 0;
+        if (!::GetHandleInformation(h, &flags)) continue;
+        if (void* p = ::MapViewOfFile(h, FILE_MAP_READ, 0, 0, 0)) {
+            ++n;
+            ::UnmapViewOfFile(p);
+        }
+    }
+    return n;
+}
+#endif
+
 #if PROCPOOL_POSIX
 // Lines of /proc/self/maps that map a buffer's memory (the memfd's name), in the process that runs it.
 int shm_mapped_here() {
@@ -61,18 +115,6 @@ int shm_mapped_here() {
     for (std::string line; std::getline(in, line);)
         if (line.find("procpool-shm") != std::string::npos) ++n;
     return n;
-}
-
-// Writes through a read-only view: the worker must crash.
-int shm_write_const(shared_array<const int> a) {
-    std::signal(SIGSEGV, SIG_DFL); // a fork worker inherits the test runner's handler, which would report it
-    const_cast<int*>(a.data())[0] = 42;
-    return a[0];
-}
-
-// Tries to make a read-only view writable: refused (its descriptor is read-only too).
-int shm_mprotect_const(shared_array<const int> a) {
-    return ::mprotect(const_cast<int*>(a.data()), 4096, PROT_READ | PROT_WRITE);
 }
 
 void shm_abort(shared_array<double> a) {
@@ -167,10 +209,14 @@ PROCPOOL_TASK(shm_fill);
 PROCPOOL_TASK(shm_make);
 PROCPOOL_TASK(shm_maps_made);
 PROCPOOL_TASK(shm_twice);
-#if PROCPOOL_POSIX
-PROCPOOL_TASK(shm_mapped_here);
+PROCPOOL_TASK(shm_mapped_at);
 PROCPOOL_TASK(shm_write_const);
 PROCPOOL_TASK(shm_mprotect_const);
+#if PROCPOOL_WINDOWS
+PROCPOOL_TASK(shm_mapping_handles);
+#endif
+#if PROCPOOL_POSIX
+PROCPOOL_TASK(shm_mapped_here);
 PROCPOOL_TASK(shm_abort);
 PROCPOOL_TASK(shm_hold);
 #endif
@@ -197,11 +243,14 @@ TEST_CASE("shared_array: in_process is a plain view of the same memory", "[shm]"
     CHECK(p.submit<shm_sum>(a).get() == 9900.0);
 }
 
-#if PROCPOOL_POSIX
-TEST_CASE("shared_array: writes by a worker are seen by the parent and the parent's by the worker", "[shm][posix]") {
+TEST_CASE("shared_array: writes by a worker are seen by the parent and the parent's by the worker", "[shm]") {
     auto method = GENERATE(from_range(ppt::process_methods));
+#if PROCPOOL_POSIX
     // per_task: the worker maps the memory, the fresh process it forks for the task must see the mapping too
     auto isolation = GENERATE(procpool::isolation_mode::per_worker, procpool::isolation_mode::per_task);
+#else
+    auto isolation = procpool::isolation_mode::per_worker; // per_task forks
+#endif
     INFO("start method: " << ppt::name(method) << ", per_task: " << (isolation == procpool::isolation_mode::per_task));
     auto a = shared_array<double>::create(5000); // made before the pool: fork workers still get it by handle
     auto o = opts(method);
@@ -231,7 +280,7 @@ TEST_CASE("shared_array: writes by a worker are seen by the parent and the paren
     for (int i = 0; i < 40; ++i) CHECK(sums[static_cast<std::size_t>(i)] == i + 1.0);
 }
 
-TEST_CASE("shared_array: sent 1000 times to one worker, mapped there once", "[shm][posix]") {
+TEST_CASE("shared_array: sent 1000 times to one worker, mapped there once", "[shm]") {
     procpool::pool p{opts(procpool::start_method::spawn, 1)};
     const auto before = p.submit<shm_maps_made>().get();
     auto a = shared_array<double>::create(1 << 16);
@@ -240,21 +289,31 @@ TEST_CASE("shared_array: sent 1000 times to one worker, mapped there once", "[sh
     for (int i = 0; i < 1000; ++i) fs.push_back(p.submit<shm_sum>(a));
     for (auto& f : fs) CHECK(f.get() == 65536.0);
     CHECK(p.submit<shm_maps_made>().get() - before == 1);
+#if PROCPOOL_POSIX
     CHECK(p.submit<shm_mapped_here>().get() == 1);
+#endif
 }
 
-TEST_CASE("shared_array: a worker unmaps a buffer once the parent has dropped it", "[shm][posix]") {
+TEST_CASE("shared_array: a worker unmaps a buffer once the parent has dropped it", "[shm]") {
     procpool::pool p{opts(procpool::start_method::spawn, 1)};
+    std::uint64_t there = 0;
     {
         auto a = shared_array<double>::create(1 << 20);
         CHECK(p.submit<shm_sum>(a).get() == 0.0);
-        CHECK(p.submit<shm_mapped_here>().get() == 1); // cached while the parent holds it
+        there = p.submit<shm_address>(a).get();
+        CHECK(p.submit<shm_mapped_at>(there).get()); // cached while the parent holds it
+#if PROCPOOL_POSIX
+        CHECK(p.submit<shm_mapped_here>().get() == 1);
+#endif
     }
-    CHECK(p.submit<shm_mapped_here>().get() == 0); // the parent's drop reached the worker with this task
+    CHECK_FALSE(p.submit<shm_mapped_at>(there).get()); // the parent's drop reached the worker with this task
+#if PROCPOOL_POSIX
+    CHECK(p.submit<shm_mapped_here>().get() == 0);
     CHECK(shm_mapped_here() == 0);
+#endif
 }
 
-TEST_CASE("shared_array<const T>: a worker cannot write, and a write fails only that task", "[shm][posix]") {
+TEST_CASE("shared_array<const T>: a worker cannot write, and a write fails only that task", "[shm]") {
     auto method = GENERATE(from_range(ppt::process_methods));
     INFO("start method: " << ppt::name(method));
     procpool::pool p{opts(method)};
@@ -272,6 +331,7 @@ TEST_CASE("shared_array<const T>: a worker cannot write, and a write fails only 
     CHECK(p.submit<shm_scale>(shared_array<double>::create(4), 2.0).get() == 4);
 }
 
+#if PROCPOOL_POSIX
 TEST_CASE("shared memory: a crashed worker leaves no segment and no mapping", "[shm][crash][posix]") {
     const int shm_before = dev_shm_entries();
     const int maps_before = shm_mapped_here();
@@ -342,16 +402,22 @@ TEST_CASE("shared memory: a killed parent leaves no segment and no mapping", "[s
                                     << during << " -> " << mappings_of_inode(ino));
 }
 
-TEST_CASE("shared memory: a worker returning a buffer it did not get is a protocol_error", "[shm][posix]") {
+#endif
+
+TEST_CASE("shared memory: a worker returning a buffer it did not get is a protocol_error", "[shm]") {
     procpool::pool p{opts(procpool::start_method::spawn, 1)};
+#if PROCPOOL_POSIX
     const int maps_before = shm_mapped_here();
+#endif
     CHECK_THAT(what_of<procpool::protocol_error>([&] { (void)p.submit<shm_make>(100).get(); }), ppt::has_substring("a worker can return only a buffer it received"));
-    CHECK(shm_mapped_here() == maps_before);
     CHECK(p.submit<shm_twice>(4).get() == 8); // the pool goes on
+#if PROCPOOL_POSIX
+    CHECK(shm_mapped_here() == maps_before);
     CHECK(p.submit<shm_mapped_here>().get() == 0); // and the worker kept nothing
+#endif
 }
 
-TEST_CASE("shared_array::map_file shares a file's contents", "[shm][posix]") {
+TEST_CASE("shared_array::map_file shares a file's contents", "[shm]") {
     ppt::temp_dir dir;
     const auto path = dir.file("table.bin");
     {
@@ -374,7 +440,19 @@ TEST_CASE("shared_array::map_file shares a file's contents", "[shm][posix]") {
     CHECK_THROWS_AS(shared_array<double>::map_file(path, procpool::map_mode::read_only), std::invalid_argument);
     CHECK_THROWS_AS(shared_array<double>::map_file(dir.file("missing")), std::system_error);
 }
+
+TEST_CASE("shared memory: a share frame announcing more memory than it brings is a protocol_error", "[shm]") {
+    namespace pd = procpool::detail;
+    const auto before = pd::shared_table::instance().maps();
+    auto h = procpool::platform::create_shared_memory(4096);
+    pd::share_msg m{12345, std::uint64_t{1} << 30, 0};
+#if PROCPOOL_WINDOWS
+    m.handle = procpool::platform::shm_object_value(h); // the frame names the handle (here: this process's)
 #endif
+    CHECK_THAT(what_of<procpool::protocol_error>([&] { pd::accept_share(procpool::encode(m), h); }),
+               ppt::has_substring("announced as 1073741824 bytes came with memory of"));
+    CHECK(pd::shared_table::instance().maps() == before); // nothing mapped; the handle was closed
+}
 
 TEST_CASE("shared memory: a handle that names no live mapping, or the wrong size, is a protocol_error", "[shm]") {
     std::vector<std::byte> bytes;
@@ -396,11 +474,20 @@ TEST_CASE("shared memory: a handle that names no live mapping, or the wrong size
 }
 
 #if PROCPOOL_WINDOWS
-TEST_CASE("shared memory: sending a buffer to a worker process on Windows is refused clearly", "[shm]") {
+TEST_CASE("shared memory: a worker closes a buffer's handle once the parent dropped it, and the parent keeps none",
+          "[shm][windows]") {
     procpool::pool p{opts(procpool::start_method::spawn, 1)};
-    auto a = shared_array<double>::create(10);
-    CHECK_THAT(what_of<std::logic_error>([&] { (void)p.submit<shm_sum>(a); }), ppt::has_substring("not implemented"));
-    a[0] = 1;
-    CHECK(a[0] == 1.0);
+    const int worker_before = p.submit<shm_mapping_handles>().get();
+    const int parent_before = shm_mapping_handles();
+    {
+        auto a = shared_array<double>::create(1000);
+        shared_array<const double> ro = a;
+        CHECK(p.submit<shm_scale>(a, 2.0).get() == 1000);
+        CHECK(p.submit<shm_sum>(ro).get() == 0.0);
+        CHECK(p.submit<shm_mapping_handles>().get() == worker_before + 2); // the writable and the read-only handle
+        CHECK(shm_mapping_handles() == parent_before + 2);                  // the same two, here
+    }
+    CHECK(p.submit<shm_mapping_handles>().get() == worker_before); // the drop reached the worker with this task
+    CHECK(shm_mapping_handles() == parent_before);
 }
 #endif

@@ -919,8 +919,15 @@ private:
             if (!delta.empty()) w.append(make_frame(frame_type::context, delta));
             w.applied = j.contexts;
         }
-        w.append_job(j);
         w.unflushed = true;
+        try {
+            w.append_job(j);
+        } catch (const std::system_error&) { // a shared buffer could not be handed to it: this task fails alone
+            --w.assigned;
+            j.state->fail(std::current_exception()); // says what failed and for which worker
+            cv_.notify_all();
+            return;
+        }
         log(log_level::debug, [&] { return "dispatch \"" + j.state->task + "\" to worker pid " + std::to_string(w.pid); });
         if (w.inflight.empty()) w.busy_since = std::chrono::steady_clock::now();
         w.inflight.push_back(std::move(j));

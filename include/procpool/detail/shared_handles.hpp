@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 // procpool/detail/shared_handles.hpp: how a shared_buffer crosses to a worker. Its value on the wire is a handle
 // (buffer id, size, read-only flag); the memory itself goes out of band: the parent sends a worker a `share` frame
-// with the buffer's descriptor attached (SCM_RIGHTS) before the first job that uses it, and an `unshare` frame
+// with the buffer's descriptor attached (SCM_RIGHTS; on Windows the frame holds the value of a handle the parent
+// duplicated into the worker's process) before the first job that uses it, and an `unshare` frame
 // once the parent has dropped it, so the worker unmaps it. Each process keeps a table of the buffers it has
 // mapped (id -> mapping), which decoding looks up.
 #ifndef PROCPOOL_DETAIL_SHARED_HANDLES_HPP
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -216,7 +218,7 @@ private:
 inline void check_shareable(const std::vector<shared_ref>& refs, bool remote) {
     if (!refs.empty() && remote && !platform::can_share_with_workers)
         throw std::logic_error("procpool: a shared_buffer or shared_array cannot be sent to a worker process on this "
-                               "system yet (Windows: handing a file mapping to a worker is not implemented). Use "
+                               "system yet (handing its memory to a worker is not implemented). Use "
                                "start_method::in_process, or pass the data by value.");
 }
 
@@ -265,11 +267,14 @@ inline std::shared_ptr<shared_core> read_shared(reader& r, bool want_read_only, 
 
 // ---- the wire: share / unshare frames -----------------------------------------------------------------------------
 
-/// A `share` frame's payload; the buffer's descriptor comes with the frame.
+/// A `share` frame's payload; the buffer's descriptor comes with the frame (POSIX), or is in it (Windows).
 struct share_msg {
     std::uint64_t id = 0;
     std::uint64_t bytes = 0;
     std::uint8_t read_only = 0;
+#if PROCPOOL_WINDOWS
+    std::uint64_t handle = 0; // the mapping's handle in the worker's process (platform::give_shared_memory)
+#endif
 };
 
 /// A frame to send, with the handle it carries and the buffer that must live until it is written.
@@ -284,9 +289,12 @@ struct share_out {
 class shared_sender {
 public:
     /// The frames that must reach the worker before a job that refers to `refs`: unshare for buffers dropped since,
-    /// share for those it has not been sent.
-    template <class MakeFrame>
-    std::vector<share_out> before_job(const std::vector<shared_ref>& refs, MakeFrame&& make_frame) {
+    /// share for those it has not been sent. `give` (Windows) puts a handle into the worker's process and returns
+    /// its value there. When a buffer cannot be sent, `failed` says why and the frames made so far are returned
+    /// (they must still be sent; the job must not be): the buffer is not counted as sent, a later job tries again.
+    template <class MakeFrame, class Give>
+    std::vector<share_out> before_job(const std::vector<shared_ref>& refs, MakeFrame&& make_frame,
+                                      [[maybe_unused]] const Give& give, std::exception_ptr& failed) {
         std::vector<share_out> out;
         auto& table = shared_table::instance();
         if (!sent_.empty() && table.drops() != drops_seen_) {
@@ -304,10 +312,21 @@ public:
         }
         for (const auto& r : refs) {
             const bool ro = r.read_only || !r.core->writable;
-            auto [it, fresh] = sent_.try_emplace(shared_key(r.core->id, ro), r.core);
-            if (!fresh) continue;
-            share_msg m{r.core->id, r.core->bytes, static_cast<std::uint8_t>(ro)};
-            out.push_back({make_frame(false, m), r.core->handle_for(ro), r.core});
+            const auto key = shared_key(r.core->id, ro);
+            if (!sent_.try_emplace(key, r.core).second) continue;
+            try {
+                share_msg m{r.core->id, r.core->bytes, static_cast<std::uint8_t>(ro)};
+                auto h = r.core->handle_for(ro);
+#if PROCPOOL_WINDOWS
+                m.handle = give(h); // the worker's own handle now: nothing rides with the frame
+                h = platform::invalid_shm_object;
+#endif
+                out.push_back({make_frame(false, m), h, r.core});
+            } catch (...) {
+                sent_.erase(key);
+                failed = std::current_exception();
+                break;
+            }
         }
         return out;
     }
@@ -321,13 +340,11 @@ private:
     std::uint64_t drops_seen_ = 0;
 };
 
-/// In a worker: maps the buffer a `share` frame announces, whose descriptor `h` came with it (taken).
-/// \throws protocol_error when it came without one or the memory is smaller than announced.
-inline void accept_share(std::span<const std::byte> payload, platform::shm_object h) {
-    if (h == platform::invalid_shm_object)
-        throw protocol_error("procpool: a shared buffer came without its memory (the system dropped the descriptor: "
-                             "too many open files?)",
-                             0);
+/// In a worker: maps the buffer a `share` frame announces, whose descriptor `h` came with it (taken; on Windows
+/// the frame holds the handle). \throws protocol_error when it came without one or the memory is smaller than
+/// announced.
+inline void accept_share(std::span<const std::byte> payload,
+                         platform::shm_object h = platform::invalid_shm_object) {
     share_msg m;
     try {
         m = decode<share_msg>(payload);
@@ -335,15 +352,20 @@ inline void accept_share(std::span<const std::byte> payload, platform::shm_objec
         platform::close_shared_memory(h);
         throw;
     }
-#if !PROCPOOL_WINDOWS
+#if PROCPOOL_WINDOWS
+    h = platform::shm_object_from_value(m.handle);
+#endif
+    if (h == platform::invalid_shm_object)
+        throw protocol_error("procpool: a shared buffer came without its memory (the system dropped the descriptor: "
+                             "too many open files?)",
+                             0);
     const auto size = platform::shared_memory_size(h);
     if (m.id == 0 || size < 0 || static_cast<std::uint64_t>(size) < m.bytes) {
-        platform::close_shared_memory(h);
+        if (size >= 0) platform::close_shared_memory(h); // else it is not a mapping: not ours to close (Windows)
         throw protocol_error("procpool: shared buffer " + std::to_string(m.id) + " announced as " +
                                  std::to_string(m.bytes) + " bytes came with memory of " + std::to_string(size),
                              0);
     }
-#endif
     // Inherited by fork: under isolation_mode::per_task the task runs in a process this worker forks.
     shared_table::instance().hold(
         make_shared_core(h, static_cast<std::size_t>(m.bytes), m.read_only == 0, m.id, /*inherited=*/true),

@@ -136,13 +136,23 @@ public:
         o.insert(o.end(), frame.begin(), frame.end());
     }
 
-    /// Queues a job's frame, with its lent runs in place.
+    /// Queues a job's frame, with its lent runs in place. \throws std::system_error, before queueing the job,
+    /// when a shared buffer it refers to cannot be handed to the worker (Windows: DuplicateHandle failed).
     void append_job(const job& j) {
         if (!j.shared.empty() || shared_.has_sent()) {
             // Its shared buffers' memory goes first, each in its own segment (the descriptor rides its first byte).
-            auto frames = shared_.before_job(j.shared, [](bool unshare, const auto& msg) {
-                return make_frame(unshare ? frame_type::unshare : frame_type::share, msg);
-            });
+#if PROCPOOL_WINDOWS
+            const auto give = [this](platform::shm_object h) { return platform::give_shared_memory(pid, h); };
+#else
+            const auto give = nullptr; // no handle in the frame: the descriptor is sent with it (flush)
+#endif
+            std::exception_ptr failed;
+            auto frames = shared_.before_job(
+                j.shared,
+                [](bool unshare, const auto& msg) {
+                    return make_frame(unshare ? frame_type::unshare : frame_type::share, msg);
+                },
+                give, failed);
             for (auto& f : frames) {
                 if (f.handle == platform::invalid_shm_object) {
                     append(f.frame);
@@ -150,6 +160,7 @@ public:
                 }
                 out_.push_back(out_segment{std::move(f.frame), {}, 0, nullptr, f.handle, std::move(f.keep)});
             }
+            if (failed) std::rethrow_exception(failed);
         }
         const void* owner = j.state.get();
         const std::span<const std::byte> frame(j.frame);

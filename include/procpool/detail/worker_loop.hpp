@@ -564,11 +564,12 @@ inline int serve_channel(platform::native_handle fd, serve_host host = serve_hos
             case frame_type::share:
             case frame_type::unshare: {
                 try { // a failure here fails the next task (as a context's does), not the worker
-#if !PROCPOOL_WINDOWS
+#if PROCPOOL_WINDOWS
+                    if (type == frame_type::share) accept_share(payload); // the handle is in the frame
+#else
                     if (type == frame_type::share) accept_share(payload, ch.take_handle());
-                    else
 #endif
-                        drop_shares(payload);
+                    else drop_shares(payload);
                 } catch (...) {
                     context_failure = capture_exception(std::current_exception());
                 }

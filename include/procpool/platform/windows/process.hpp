@@ -6,9 +6,11 @@
 
 #include <procpool/config.hpp>
 #include <procpool/platform/types.hpp>
+#include <procpool/platform/windows/errors.hpp>
 #include <procpool/platform/windows/win32.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -41,6 +43,19 @@ inline HANDLE process_handle(pid_type pid) {
     return it == t.handles.end() ? nullptr : it->second;
 }
 } // namespace detail_win
+
+/// Duplicates `h` (a file mapping: shared_buffer memory) into child `pid`'s process, with the same access, and
+/// returns its value there. The copy is the child's: it closes it, or it goes when the process ends (so nothing
+/// leaks if the child dies before it hears of it). \throws std::system_error.
+inline std::uint64_t give_shared_memory(pid_type pid, HANDLE h) {
+    HANDLE target = detail_win::process_handle(pid);
+    HANDLE there = nullptr;
+    if (!target) ::SetLastError(ERROR_INVALID_HANDLE); // not a child of this process (any more)
+    if (!target || !::DuplicateHandle(::GetCurrentProcess(), h, target, &there, 0, FALSE, DUPLICATE_SAME_ACCESS))
+        throw_last_error(("DuplicateHandle of a shared buffer's mapping into worker process " + std::to_string(pid))
+                             .c_str());
+    return reinterpret_cast<std::uintptr_t>(there);
+}
 
 /// Reaps `pid` if it has ended (or waits for it when `block`).
 inline std::optional<exit_status> try_reap(pid_type pid, bool block) noexcept {

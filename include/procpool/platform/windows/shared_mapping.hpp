@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // procpool/platform/windows/shared_mapping.hpp: memory shared by handle (shared_buffer) on Windows: a pagefile-backed
-// file mapping, or a file's. Handing one to a worker (DuplicateHandle into it) is not implemented yet:
-// can_share_with_workers is false and the pool says so when such an argument is sent.
+// file mapping, or a file's, unnamed. A worker gets the mapping by DuplicateHandle into its process (the parent does
+// it: give_shared_memory in process.hpp) and the handle's value in the `share` frame.
 #ifndef PROCPOOL_PLATFORM_WINDOWS_SHARED_MAPPING_HPP
 #define PROCPOOL_PLATFORM_WINDOWS_SHARED_MAPPING_HPP
 
@@ -21,8 +21,15 @@ namespace platform {
 /// What names shared memory in this process: a file-mapping handle.
 using shm_object = HANDLE;
 inline const shm_object invalid_shm_object = nullptr;
-/// Whether shared memory can be handed to a worker: not yet on Windows.
-inline constexpr bool can_share_with_workers = false;
+/// Whether shared memory can be handed to a worker (a handle duplicated into its process).
+inline constexpr bool can_share_with_workers = true;
+
+/// A handle as a number on the wire, and back (handle values fit in 32 bits, and are the same in every process only
+/// by chance: a value is sent for the process it was duplicated into).
+inline std::uint64_t shm_object_value(shm_object h) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
+inline shm_object shm_object_from_value(std::uint64_t v) noexcept {
+    return reinterpret_cast<shm_object>(static_cast<std::uintptr_t>(v));
+}
 
 /// New pagefile-backed memory of `bytes`, unnamed (no other process can open it by name). \throws std::system_error.
 inline shm_object create_shared_memory(std::size_t bytes) {
@@ -60,6 +67,17 @@ inline shm_object read_only_handle(shm_object h) {
     if (!::DuplicateHandle(::GetCurrentProcess(), h, ::GetCurrentProcess(), &d, FILE_MAP_READ, FALSE, 0))
         throw_last_error("DuplicateHandle");
     return d;
+}
+
+/// The size of the memory behind mapping `h` (whole pages: a view's region, see VirtualQuery), or -1 when `h` is
+/// no mapping this process can read.
+inline long long shared_memory_size(shm_object h) noexcept {
+    void* p = h ? ::MapViewOfFile(h, FILE_MAP_READ, 0, 0, 0) : nullptr; // the whole mapping: address space only
+    if (!p) return -1;
+    MEMORY_BASIC_INFORMATION mbi{};
+    const auto got = ::VirtualQuery(p, &mbi, sizeof mbi);
+    ::UnmapViewOfFile(p);
+    return got ? static_cast<long long>(mbi.RegionSize) : -1;
 }
 
 inline void* map_shared_memory(shm_object h, std::size_t bytes, bool writable, bool = false) {
