@@ -27,12 +27,7 @@ int main(int argc, char** argv) {
     // and fail that task with procpool::worker_died).
     procpool::shared_array<const double> ro = table;
 
-#if PROCPOOL_WINDOWS
-    // Windows cannot hand a mapping to a worker process yet (README, shared memory): the same code, in process.
-    procpool::pool pool{{.workers = 4, .start = procpool::start_method::in_process}};
-#else
     procpool::pool pool{{.workers = 4}};
-#endif
     std::vector<procpool::future<std::size_t>> parts;
     constexpr std::size_t slice = n / 64;
     for (std::size_t b = 0; b < n; b += slice) parts.push_back(pool.submit<square_slice>(ro, out, b, b + slice));

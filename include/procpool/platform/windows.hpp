@@ -19,7 +19,7 @@
 #include <procpool/platform/windows/lifetime.hpp> // the workers' job object, bind_lifetime_to_parent, lifelines (none)
 #include <procpool/platform/windows/spawn.hpp>    // spawn_self, adopt_channel, executable_path/identity
 #include <procpool/platform/windows/shm.hpp>      // the result ring's memory (none here)
-#include <procpool/platform/windows/shared_mapping.hpp> // shared_buffer memory (not sent to workers yet)
+#include <procpool/platform/windows/shared_mapping.hpp> // shared_buffer memory (sent to workers as handles)
 #include <procpool/platform/windows/library.hpp>  // load_library, find_symbol
 #include <procpool/platform/windows/event_set.hpp> // event sets: none yet (pool::native_handle throws)
 #include <procpool/platform/windows/zygote.hpp>   // process_limits (not applied here: no fork, no setrlimit)

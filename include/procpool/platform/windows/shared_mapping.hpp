@@ -24,9 +24,9 @@ inline const shm_object invalid_shm_object = nullptr;
 /// Whether shared memory can be handed to a worker (a handle duplicated into its process).
 inline constexpr bool can_share_with_workers = true;
 
-/// A handle as a number on the wire, and back (handle values fit in 32 bits, and are the same in every process only
-/// by chance: a value is sent for the process it was duplicated into).
+/// A handle as a number on the wire (a value means something only in the process it was duplicated into).
 inline std::uint64_t shm_object_value(shm_object h) noexcept { return reinterpret_cast<std::uintptr_t>(h); }
+/// The handle a number on the wire names in this process.
 inline shm_object shm_object_from_value(std::uint64_t v) noexcept {
     return reinterpret_cast<shm_object>(static_cast<std::uintptr_t>(v));
 }
