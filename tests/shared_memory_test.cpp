@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <numeric>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 #if PROCPOOL_POSIX
@@ -489,5 +491,23 @@ TEST_CASE("shared memory: a worker closes a buffer's handle once the parent drop
     }
     CHECK(p.submit<shm_mapping_handles>().get() == worker_before); // the drop reached the worker with this task
     CHECK(shm_mapping_handles() == parent_before);
+}
+
+TEST_CASE("shared memory: a mapping that cannot be handed to a worker fails that task only", "[shm][windows]") {
+    procpool::pool p{opts(procpool::start_method::spawn, 1)};
+    auto a = shared_array<double>::create(100);
+    // Its handle closed behind its back (the view stays): DuplicateHandle into the worker fails.
+    const auto wire = procpool::encode(a);
+    procpool::reader r(wire);
+    auto core = procpool::detail::shared_table::instance().find(r.read<std::uint64_t>(), false);
+    REQUIRE(core);
+    ::CloseHandle(std::exchange(core->handle, procpool::platform::invalid_shm_object));
+    auto f = p.submit<shm_scale>(a, 2.0); // submit returns: the failure is this task's, in its future
+    CHECK_THAT(what_of<std::system_error>([&] { (void)f.get(); }),
+               ppt::has_substring("DuplicateHandle of a shared buffer's mapping into worker process"));
+    auto again = p.submit<shm_sum>(a);
+    CHECK_THROWS_AS(again.get(), std::system_error); // not counted as sent: tried again
+    CHECK(p.submit<shm_twice>(4).get() == 8); // the pool goes on
+    CHECK(p.submit<shm_scale>(shared_array<double>::create(4), 2.0).get() == 4);
 }
 #endif
