@@ -46,15 +46,19 @@ inline HANDLE process_handle(pid_type pid) {
 
 /// Duplicates `h` (a file mapping: shared_buffer memory) into child `pid`'s process, with the same access, and
 /// returns its value there. The copy is the child's: it closes it, or it goes when the process ends (so nothing
-/// leaks if the child dies before it hears of it). \throws std::system_error.
+/// leaks if the child dies before it hears of it). 0 when the child has already ended: nothing will read the
+/// frame, and its death is reported as any other (its jobs retried or failed with worker_died).
+/// \throws std::system_error.
 inline std::uint64_t give_shared_memory(pid_type pid, HANDLE h) {
     HANDLE target = detail_win::process_handle(pid);
     HANDLE there = nullptr;
     if (!target) ::SetLastError(ERROR_INVALID_HANDLE); // not a child of this process (any more)
-    if (!target || !::DuplicateHandle(::GetCurrentProcess(), h, target, &there, 0, FALSE, DUPLICATE_SAME_ACCESS))
-        throw_last_error(("DuplicateHandle of a shared buffer's mapping into worker process " + std::to_string(pid))
-                             .c_str());
-    return reinterpret_cast<std::uintptr_t>(there);
+    if (target && ::DuplicateHandle(::GetCurrentProcess(), h, target, &there, 0, FALSE, DUPLICATE_SAME_ACCESS))
+        return reinterpret_cast<std::uintptr_t>(there);
+    const DWORD e = ::GetLastError();
+    if (target && ::WaitForSingleObject(target, 0) == WAIT_OBJECT_0) return 0;
+    ::SetLastError(e);
+    throw_last_error(("DuplicateHandle of a shared buffer's mapping into worker process " + std::to_string(pid)).c_str());
 }
 
 /// Reaps `pid` if it has ended (or waits for it when `block`).
