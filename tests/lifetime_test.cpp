@@ -13,16 +13,21 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if PROCPOOL_POSIX
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -41,6 +46,12 @@ using namespace std::chrono_literals;
 long my_pid() { return static_cast<long>(procpool::platform::current_pid()); }
 
 int twice(int x) { return 2 * x; }
+
+long sum_ints(procpool::shared_array<const int> a) {
+    long s = 0;
+    for (int v : a) s += v;
+    return s;
+}
 
 /// Ends its worker (without a signal: a fork worker would run the test framework's inherited handlers).
 [[noreturn]] void die_now() { std::_Exit(9); }
@@ -81,6 +92,49 @@ int truncate_ring() {
     return -1;
 #endif
 }
+
+#if defined(__linux__)
+/// The address ranges mapped in this process (/proc/self/maps).
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> mapped_ranges() {
+    std::vector<std::pair<std::uintptr_t, std::uintptr_t>> out;
+    std::FILE* maps = std::fopen("/proc/self/maps", "r");
+    if (!maps) return out;
+    char line[512];
+    while (std::fgets(line, sizeof line, maps)) {
+        unsigned long long a = 0, b = 0;
+        if (std::sscanf(line, "%llx-%llx", &a, &b) == 2)
+            out.emplace_back(static_cast<std::uintptr_t>(a), static_cast<std::uintptr_t>(b));
+    }
+    std::fclose(maps);
+    return out;
+}
+
+/// In a forked child: maps fresh memory, filled with a pattern, over every range `before` (the parent's) had and
+/// this process lacks, the ranges fork did not copy. Returns them, to check after.
+std::vector<std::pair<char*, std::size_t>> fill_holes(const std::vector<std::pair<std::uintptr_t, std::uintptr_t>>& before) {
+    auto now = mapped_ranges();
+    std::vector<std::pair<char*, std::size_t>> filled;
+    for (auto [a, b] : before) {
+        bool overlaps = false;
+        for (auto [c, d] : now) overlaps |= c < b && a < d;
+        if (overlaps) continue;
+        const auto n = static_cast<std::size_t>(b - a);
+        void* p = ::mmap(reinterpret_cast<void*>(a), n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS
+#ifdef MAP_FIXED_NOREPLACE
+                             | MAP_FIXED_NOREPLACE
+#endif
+                         , -1, 0);
+        if (p == MAP_FAILED) continue;
+        if (p != reinterpret_cast<void*>(a)) { // an old kernel took the address as a hint only
+            ::munmap(p, n);
+            continue;
+        }
+        std::memset(p, 0x5a, n);
+        filled.emplace_back(static_cast<char*>(p), n);
+    }
+    return filled;
+}
+#endif
 
 /// Runs `body` in a forked child of the test process: the child's exit code is body's result (0: passed); what it
 /// writes to the given descriptor is the failure's description.
@@ -162,6 +216,7 @@ procpool::pool_options opts(start_method m, std::size_t workers = 2) {
 
 PROCPOOL_TASK(life_t::my_pid);
 PROCPOOL_TASK(life_t::twice);
+PROCPOOL_TASK(life_t::sum_ints);
 PROCPOOL_TASK(life_t::die_now);
 #if PROCPOOL_POSIX
 PROCPOOL_TASK(life_t::fork_then_die);
@@ -228,11 +283,36 @@ TEST_CASE("a forked copy of the application that destroys its pool leaves the pa
     auto pool = std::make_unique<procpool::pool>(opts(method));
     auto pids = pool->worker_pids();
     REQUIRE(pool->submit<twice>(1).get() == 2);
+    auto shared = std::make_optional(procpool::shared_array<int>::create(4096)); // mapped, and not inherited by fork
+    REQUIRE(pool->submit<sum_ints>(*shared).get() == 0);
+#if defined(__linux__)
+    const auto before = mapped_ranges();
+#endif
     // The child destroys its copy of the pool, as a pool in a static is destroyed when the child calls exit().
-    auto r = run_in_child([&](int) {
+    // The memory the pool mapped for itself (result rings, shared arrays) is not inherited: the child first maps
+    // memory of its own where it was, which the pool's destruction must leave alone (it was torn out, and the
+    // child crashed in whatever it had put there).
+    auto r = run_in_child([&](int out) {
+#if defined(__linux__)
+        auto filled = fill_holes(before);
+        if (filled.empty()) return 3; // nothing the parent mapped is missing here
+#endif
         pool.reset();
+        shared.reset();
+#if defined(__linux__)
+        for (auto [p, n] : filled)
+            for (std::size_t i = 0; i < n; i += 4096)
+                if (p[i] != 0x5a) {
+                    std::string m = "memory the child mapped was changed";
+                    [[maybe_unused]] auto w = ::write(out, m.data(), m.size());
+                    return 4;
+                }
+#else
+        (void)out;
+#endif
         return 0;
     });
+    INFO(r.text);
     CHECK(r.code == 0);
     for (auto pid : pids) CHECK(ppt::process_state(pid) != 'Z');
     for (auto pid : pids) CHECK(ppt::process_state(pid) != 0);

@@ -730,10 +730,7 @@ public:
     }
     bool cancel(state_base& s) override {
         std::unique_lock lk(m_);
-        auto it = std::find_if(queue_.begin(), queue_.end(), [&](const job& j) { return j.state.get() == &s; });
-        if (it == queue_.end()) return false;
-        it->state->fail(std::make_exception_ptr(task_cancelled("procpool: task \"" + s.task + "\" was cancelled")));
-        queue_.erase(it);
+        if (!cancel_queued(queue_, s)) return false;
         cv_.notify_all();
         return true;
     }
@@ -746,10 +743,7 @@ public:
         std::unique_lock lk(m_);
         closed_ = true;
         if (cancel_pending) {
-            for (auto& j : queue_)
-                j.state->fail(std::make_exception_ptr(
-                    task_cancelled("procpool: task \"" + j.state->task + "\" was cancelled by shutdown")));
-            queue_.clear();
+            cancel_all_queued(queue_);
             cv_.notify_all();
         }
         stopping_ = true;

@@ -11,9 +11,11 @@
 #include <procpool/future.hpp>
 #include <procpool/platform/types.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <string>
 #include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -55,6 +57,26 @@ public:
     /// Makes the progress possible now without blocking (reads results, dispatches, enforces deadlines).
     virtual void poll() {}
 };
+
+/// An engine's cancel of a job still in its queue: fails it with task_cancelled and takes it out. False when `s`
+/// is not queued (sent to a worker already, or done).
+template <class Queue>
+bool cancel_queued(Queue& queue, state_base& s) {
+    auto it = std::find_if(queue.begin(), queue.end(), [&](const auto& j) { return j.state.get() == &s; });
+    if (it == queue.end()) return false;
+    it->state->fail(std::make_exception_ptr(task_cancelled("procpool: task \"" + s.task + "\" was cancelled")));
+    queue.erase(it);
+    return true;
+}
+
+/// shutdown(cancel_pending = true): every queued job fails with task_cancelled.
+template <class Queue>
+void cancel_all_queued(Queue& queue) {
+    for (auto& j : queue)
+        j.state->fail(std::make_exception_ptr(
+            task_cancelled("procpool: task \"" + j.state->task + "\" was cancelled by shutdown")));
+    queue.clear();
+}
 
 } // namespace detail
 

@@ -175,10 +175,7 @@ public:
 
     bool cancel(state_base& s) override {
         std::lock_guard lk(m_);
-        auto it = std::find_if(queue_.begin(), queue_.end(), [&](const job& j) { return j.state.get() == &s; });
-        if (it == queue_.end()) return false;
-        it->state->fail(std::make_exception_ptr(task_cancelled("procpool: task \"" + s.task + "\" was cancelled")));
-        queue_.erase(it);
+        if (!cancel_queued(queue_, s)) return false;
         cv_.notify_all();
         if (driving_) wake();
         return true;
@@ -190,10 +187,7 @@ public:
         if (shut_down_) return;
         closed_ = true;
         if (cancel_pending) {
-            for (auto& j : queue_)
-                j.state->fail(std::make_exception_ptr(
-                    task_cancelled("procpool: task \"" + j.state->task + "\" was cancelled by shutdown")));
-            queue_.clear();
+            cancel_all_queued(queue_);
             cv_.notify_all();
         }
         // Wait for queued and running jobs, then retire. Also wait for workers the fork template was asked for

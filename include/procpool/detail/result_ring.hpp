@@ -55,7 +55,7 @@ class result_ring {
 public:
     /// Maps the memory `fd` refers to (the caller keeps and closes `fd`). \throws protocol_error if it is not a
     /// ring of `bytes`.
-    result_ring(platform::native_handle fd, std::size_t bytes) : bytes_(bytes) {
+    result_ring(platform::native_handle fd, std::size_t bytes) : mapped_by_(platform::cached_pid()), bytes_(bytes) {
         base_ = platform::map_ring(fd, bytes);
         if (!base_)
             throw protocol_error("procpool: the result ring's memory could not be mapped as " + std::to_string(bytes) +
@@ -64,7 +64,11 @@ public:
     }
     result_ring(const result_ring&) = delete;
     result_ring& operator=(const result_ring&) = delete;
-    ~result_ring() { platform::unmap_ring(base_, bytes_); }
+    // The mapping is not inherited by fork (unless inherit_on_fork): in a forked copy of the application its range
+    // is a hole the child may have mapped something else into since, which munmap would tear out.
+    ~result_ring() {
+        if (inherited_ || platform::cached_pid() == mapped_by_) platform::unmap_ring(base_, bytes_);
+    }
 
     /// New shared memory for a ring (the parent's side), mapped; `fd` (to send to the worker, then close) refers
     /// to it. Null, and `fd` invalid, where unsupported or when the system refuses.
@@ -83,7 +87,10 @@ public:
     }
 
     /// The processes this one forks from now on share the ring (isolation_mode::per_task).
-    void inherit_on_fork() noexcept { platform::inherit_ring(base_, bytes_); }
+    void inherit_on_fork() noexcept {
+        platform::inherit_ring(base_, bytes_);
+        inherited_ = true;
+    }
 
     [[nodiscard]] ring_control& control() const noexcept { return *static_cast<ring_control*>(base_); }
     [[nodiscard]] std::byte* data() const noexcept { return static_cast<std::byte*>(base_) + platform::ring_control_bytes; }
@@ -93,6 +100,8 @@ public:
 
 private:
     void* base_ = nullptr;
+    platform::pid_type mapped_by_;
+    bool inherited_ = false;
     std::size_t bytes_;
 };
 

@@ -39,6 +39,8 @@ struct shared_core {
     platform::shm_object handle = platform::invalid_shm_object;
     platform::shm_object ro_handle = platform::invalid_shm_object; // what a read-only view sends (made once)
     bool writable = true;
+    bool inherited = false; // mapped for the processes this one forks too (see ~shared_core)
+    platform::pid_type mapped_by = platform::cached_pid();
     std::mutex ro_mutex; // pools in two threads may send the same buffer read-only at once
 
     shared_core() = default;
@@ -170,7 +172,9 @@ private:
 };
 
 inline shared_core::~shared_core() {
-    platform::unmap_shared_memory(base, bytes);
+    // A forked copy of the application did not inherit the mapping (MADV_DONTFORK): its range there is a hole the
+    // child may have filled since, which munmap would tear out. Only the descriptors are the child's to close.
+    if (inherited || platform::cached_pid() == mapped_by) platform::unmap_shared_memory(base, bytes);
     for (auto h : {handle, ro_handle}) {
         if (h == platform::invalid_shm_object) continue;
 #if !PROCPOOL_WINDOWS
@@ -190,6 +194,7 @@ inline std::shared_ptr<shared_core> make_shared_core(platform::shm_object h, std
     c->bytes = bytes;
     c->writable = writable;
     c->base = platform::map_shared_memory(h, bytes, writable, inherited);
+    c->inherited = inherited;
     c->id = id ? id : shared_table::instance().next_id();
     shared_table::instance().add(c, !writable);
     return c;

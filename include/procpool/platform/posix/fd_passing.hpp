@@ -19,6 +19,34 @@
 PROCPOOL_BEGIN_NAMESPACE
 namespace platform {
 
+/// Makes `msg` carry `count` descriptors (SCM_RIGHTS) in `ctl`, which must hold CMSG_SPACE(count * sizeof(int))
+/// bytes, aligned for cmsghdr. Nothing for none.
+inline void attach_descriptors(msghdr& msg, void* ctl, const native_handle* fds, std::size_t count) noexcept {
+    if (count == 0) return;
+    msg.msg_control = ctl;
+    msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(count * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds, count * sizeof(int));
+}
+
+/// Calls `take(fd)` for each descriptor a received `msg` carries (SCM_RIGHTS), in order, made close-on-exec.
+template <class Take>
+void for_each_descriptor(msghdr& msg, Take&& take) noexcept {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const auto k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < k; ++i) {
+            native_handle fd = invalid_handle;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            set_cloexec(fd);
+            take(fd);
+        }
+    }
+}
+
 /// Sends `count` descriptors (at most 4) and a small payload over a Unix socket (SCM_RIGHTS).
 inline bool send_handles(native_handle sock, const native_handle* fds, std::size_t count, const void* data,
                          std::size_t n) noexcept {
@@ -28,15 +56,7 @@ inline bool send_handles(native_handle sock, const native_handle* fds, std::size
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     if (count > 4) return false;
-    if (count > 0) {
-        msg.msg_control = ctl;
-        msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(count * sizeof(int));
-        std::memcpy(CMSG_DATA(c), fds, count * sizeof(int));
-    }
+    attach_descriptors(msg, ctl, fds, count);
     for (;;) {
         auto r = ::sendmsg(sock, &msg, send_flags);
         if (r == static_cast<ssize_t>(n)) return true;
@@ -75,20 +95,10 @@ inline bool recv_handles(native_handle sock, native_handle* fds, std::size_t max
     // The kernel drops descriptors it cannot install (EMFILE) and says so with MSG_CTRUNC.
     if ((msg.msg_flags & MSG_CTRUNC) && dropped) *dropped = EMFILE;
     std::size_t got = 0;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        const auto k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < k; ++i) {
-            native_handle fd = invalid_handle;
-            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (got < max) {
-                fds[got++] = fd;
-                set_cloexec(fd);
-            } else {
-                ::close(fd); // more than asked for: not ours to keep
-            }
-        }
-    }
+    for_each_descriptor(msg, [&](native_handle fd) {
+        if (got < max) fds[got++] = fd;
+        else ::close(fd); // more than asked for: not ours to keep
+    });
     if (static_cast<std::size_t>(r) < n) return read_all(sock, static_cast<char*>(data) + r, n - static_cast<std::size_t>(r));
     return true;
 }

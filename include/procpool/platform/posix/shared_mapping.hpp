@@ -9,6 +9,7 @@
 #include <procpool/platform/types.hpp>
 #include <procpool/platform/posix/channel.hpp>
 #include <procpool/platform/posix/errors.hpp>
+#include <procpool/platform/posix/fd_passing.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -134,17 +135,11 @@ inline long write_some_with_handles(native_handle sock, const native_handle* fds
     if (count == 0) return write_some(sock, data, n);
     if (count > 250) return -1;
     iovec iov{const_cast<void*>(data), n};
-    std::vector<char> ctl(CMSG_SPACE(count * sizeof(int)));
+    std::vector<cmsghdr> ctl(CMSG_SPACE(count * sizeof(int)) / sizeof(cmsghdr) + 1); // aligned for cmsghdr
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = ctl.data();
-    msg.msg_controllen = ctl.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(count * sizeof(int));
-    std::memcpy(CMSG_DATA(c), fds, count * sizeof(int));
+    attach_descriptors(msg, ctl.data(), fds, count);
     for (;;) {
         auto r = ::sendmsg(sock, &msg, send_flags | MSG_DONTWAIT);
         if (r >= 0) return static_cast<long>(r);
@@ -177,16 +172,7 @@ inline long read_some_with_handles(native_handle sock, void* data, std::size_t n
             return -1;
         }
         if (msg.msg_flags & MSG_CTRUNC) dropped = true;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            const auto k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < k; ++i) {
-                native_handle fd = invalid_handle;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                set_cloexec(fd);
-                fds.push_back(fd);
-            }
-        }
+        for_each_descriptor(msg, [&](native_handle fd) { fds.push_back(fd); });
         return r == 0 ? -1 : static_cast<long>(r);
     }
 }
