@@ -425,7 +425,9 @@ TEST_CASE("per_task isolation and limits are refused where they cannot work", "[
         CHECK_THAT(e.what(), ppt::has_substring("max_tasks_per_worker = 1"));
     }
     try {
-        procpool::pool p{{.workers = 1, .start = start_method::spawn, .limits = {.cpu_time = std::chrono::seconds(5), .open_files = 64}}};
+        procpool::pool p{{.workers = 1,
+                          .start = start_method::spawn,
+                          .limits = {.cpu_time = std::chrono::seconds(5), .open_files = 64}}};
         FAIL("no error");
     } catch (const procpool::start_error& e) {
         CHECK_THAT(e.what(), ppt::has_substring("open_files is not available on Windows"));
@@ -438,7 +440,8 @@ TEST_CASE("per_task isolation and limits are refused where they cannot work", "[
 TEST_CASE("resource limits on Windows: every worker is in a job object of its own with the pool's limits",
           "[isolation][limits][windows]") {
     constexpr std::size_t memory = std::size_t{64} << 20;
-    procpool::pool p{{.workers = 2, .limits = {.address_space = memory, .cpu_time = std::chrono::seconds(5), .core_dumps = false}}};
+    procpool::pool p{
+        {.workers = 2, .limits = {.address_space = memory, .cpu_time = std::chrono::seconds(5), .core_dumps = false}}};
     std::vector<procpool::future<iso_t::job_view>> fs;
     for (int i = 0; i < 4; ++i) fs.push_back(p.submit<iso_t::own_job>());
     for (auto& f : fs) {
@@ -464,7 +467,8 @@ TEST_CASE("resource limits on Windows: a worker ended with ERROR_NOT_ENOUGH_QUOT
         FAIL("no error");
     } catch (const procpool::limit_exceeded& e) {
         CHECK(e.resource() == "RLIMIT_CPU");
-        CHECK_THAT(e.what(), ppt::has_substring("user-mode CPU time limit (RLIMIT_CPU; a job object limit on Windows) of 1 s"));
+        CHECK_THAT(e.what(),
+                   ppt::has_substring("user-mode CPU time limit (RLIMIT_CPU; a job object limit on Windows) of 1 s"));
     }
     CHECK(p.submit<iso_t::square>(4).get() == 16); // the worker was replaced
     CHECK_THROWS_AS(p.submit<iso_t::exit_with>(3).get(), procpool::worker_died); // another exit code is no limit
@@ -490,7 +494,8 @@ TEST_CASE("resource limits on Windows: an allocation that fails under the memory
         FAIL("no error");
     } catch (const procpool::limit_exceeded& e) {
         CHECK(e.resource() == "RLIMIT_AS");
-        CHECK_THAT(e.what(), ppt::has_substring("committed memory limit (RLIMIT_AS; a job object limit on Windows) of 67108864 bytes"));
+        CHECK_THAT(e.what(), ppt::has_substring(
+                                 "committed memory limit (RLIMIT_AS; a job object limit on Windows) of 67108864 bytes"));
     }
     CHECK(p.submit<iso_t::reserve>(std::size_t{1} << 20).get() == std::size_t{1} << 20); // the worker lives on
     procpool::pool unlimited{{.workers = 1}};

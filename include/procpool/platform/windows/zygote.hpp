@@ -60,7 +60,8 @@ inline std::string apply_limits(const process_limits& l) noexcept {
         constexpr std::uint64_t ticks = 10'000'000; // 100 ns units per second
         constexpr std::uint64_t most = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / ticks;
         basic.LimitFlags |= JOB_OBJECT_LIMIT_PROCESS_TIME;
-        basic.PerProcessUserTimeLimit.QuadPart = static_cast<LONGLONG>((l.cpu_seconds < most ? l.cpu_seconds : most) * ticks);
+        const std::uint64_t seconds = l.cpu_seconds < most ? l.cpu_seconds : most;
+        basic.PerProcessUserTimeLimit.QuadPart = static_cast<LONGLONG>(seconds * ticks);
     }
     if (l.no_core_dumps) {
         // Every process of the job, those a task starts included, ends at an unhandled exception without Windows
@@ -88,7 +89,9 @@ inline std::string apply_limits(const process_limits& l) noexcept {
 inline void inherit_ring(void*, std::size_t) noexcept {}
 
 /// Whether a worker's exit status is the CPU time limit's: the system ended it with ERROR_NOT_ENOUGH_QUOTA.
-inline bool cpu_limit_signal(const exit_status& st) noexcept { return st.signal == 0 && st.code == cpu_limit_exit_code; }
+inline bool cpu_limit_signal(const exit_status& st) noexcept {
+    return st.signal == 0 && st.code == cpu_limit_exit_code;
+}
 
 } // namespace platform
 PROCPOOL_END_NAMESPACE
