@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // tests/isolation_test.cpp: isolation_mode::per_task (every task in a fresh fork of a warm worker) and
-// pool_options::limits (setrlimit in every worker, a task over a limit fails with limit_exceeded).
+// pool_options::limits (setrlimit in every worker, a job object on Windows; a task over a limit fails with
+// limit_exceeded).
 #include "catch.hpp"
 #include "plugins/geo_plugin.hpp"
 #include "test_tasks.hpp"
@@ -8,8 +9,10 @@
 #include <procpool/procpool.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -88,6 +91,39 @@ int open_many(int n) {
 }
 #endif
 
+#if PROCPOOL_WINDOWS
+// The job object a worker applied its limits with, and the limits Windows reports for its (innermost) job.
+struct job_view {
+    bool in_limits_job = false;
+    std::uint32_t flags = 0;
+    std::uint64_t memory = 0;   // ProcessMemoryLimit, bytes
+    std::int64_t user_time = 0; // PerProcessUserTimeLimit, 100 ns units
+};
+job_view own_job() {
+    job_view v;
+    HANDLE job = procpool::platform::detail_win::limits_job();
+    BOOL in = FALSE;
+    v.in_limits_job = job && ::IsProcessInJob(::GetCurrentProcess(), job, &in) && in;
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION info{};
+    if (::QueryInformationJobObject(nullptr, JobObjectExtendedLimitInformation, &info, sizeof info, nullptr)) {
+        v.flags = info.BasicLimitInformation.LimitFlags;
+        v.memory = info.ProcessMemoryLimit;
+        v.user_time = info.BasicLimitInformation.PerProcessUserTimeLimit.QuadPart;
+    }
+    return v;
+}
+// Ends the worker as the system ends one over its job's CPU time limit (with ERROR_NOT_ENOUGH_QUOTA).
+[[noreturn]] void exit_with(int code) { ::ExitProcess(static_cast<UINT>(code)); }
+char* volatile reserved_at = nullptr;
+// Allocates `bytes` without touching them (one byte excepted).
+std::size_t reserve(std::size_t bytes) {
+    std::unique_ptr<char[]> p(new char[bytes]);
+    p[bytes - 1] = 1;
+    reserved_at = p.get();
+    return bytes;
+}
+#endif
+
 } // namespace iso_t
 
 PROCPOOL_TASK(iso_t::register_and_count);
@@ -107,6 +143,11 @@ PROCPOOL_TASK(iso_t::core_limit);
 PROCPOOL_TASK(iso_t::spin_forever);
 PROCPOOL_TASK(iso_t::allocate);
 PROCPOOL_TASK(iso_t::open_many);
+#endif
+#if PROCPOOL_WINDOWS
+PROCPOOL_TASK(iso_t::own_job);
+PROCPOOL_TASK(iso_t::exit_with);
+PROCPOOL_TASK(iso_t::reserve);
 #endif
 
 using namespace iso_t;
@@ -383,7 +424,81 @@ TEST_CASE("per_task isolation and limits are refused where they cannot work", "[
     } catch (const procpool::start_error& e) {
         CHECK_THAT(e.what(), ppt::has_substring("max_tasks_per_worker = 1"));
     }
-    CHECK_THROWS_AS((procpool::pool{{.workers = 1, .start = start_method::spawn, .limits = {.open_files = 64}}}),
-                    procpool::start_error);
+    try {
+        procpool::pool p{{.workers = 1,
+                          .start = start_method::spawn,
+                          .limits = {.cpu_time = std::chrono::seconds(5), .open_files = 64}}};
+        FAIL("no error");
+    } catch (const procpool::start_error& e) {
+        CHECK_THAT(e.what(), ppt::has_substring("open_files is not available on Windows"));
+        CHECK_THAT(e.what(), ppt::has_substring("no per-process handle limit"));
+    }
 #endif
 }
+
+#if PROCPOOL_WINDOWS
+TEST_CASE("resource limits on Windows: every worker is in a job object of its own with the pool's limits",
+          "[isolation][limits][windows]") {
+    constexpr std::size_t memory = std::size_t{64} << 20;
+    procpool::pool p{
+        {.workers = 2, .limits = {.address_space = memory, .cpu_time = std::chrono::seconds(5), .core_dumps = false}}};
+    std::vector<procpool::future<iso_t::job_view>> fs;
+    for (int i = 0; i < 4; ++i) fs.push_back(p.submit<iso_t::own_job>());
+    for (auto& f : fs) {
+        const auto v = f.get();
+        CHECK(v.in_limits_job);
+        if (ppt::under_wine()) continue; // wine 8's QueryInformationJobObject reports no limits (zeros)
+        CHECK((v.flags & JOB_OBJECT_LIMIT_PROCESS_MEMORY) != 0);
+        CHECK((v.flags & JOB_OBJECT_LIMIT_PROCESS_TIME) != 0);
+        CHECK((v.flags & JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION) != 0);
+        CHECK(v.memory == memory);
+        CHECK(v.user_time == 5 * 10'000'000);
+    }
+    procpool::pool unlimited{{.workers = 1}};
+    CHECK_FALSE(unlimited.submit<iso_t::own_job>().get().in_limits_job);
+}
+
+TEST_CASE("resource limits on Windows: a worker ended with ERROR_NOT_ENOUGH_QUOTA under a CPU time limit fails its "
+          "task with limit_exceeded naming RLIMIT_CPU",
+          "[isolation][limits][windows]") {
+    procpool::pool p{{.workers = 1, .limits = {.cpu_time = std::chrono::seconds(1)}}};
+    try {
+        p.submit<iso_t::exit_with>(procpool::platform::cpu_limit_exit_code).get();
+        FAIL("no error");
+    } catch (const procpool::limit_exceeded& e) {
+        CHECK(e.resource() == "RLIMIT_CPU");
+        CHECK_THAT(e.what(),
+                   ppt::has_substring("user-mode CPU time limit (RLIMIT_CPU; a job object limit on Windows) of 1 s"));
+    }
+    CHECK(p.submit<iso_t::square>(4).get() == 16); // the worker was replaced
+    CHECK_THROWS_AS(p.submit<iso_t::exit_with>(3).get(), procpool::worker_died); // another exit code is no limit
+    procpool::pool unlimited{{.workers = 1}};
+    try {
+        unlimited.submit<iso_t::exit_with>(procpool::platform::cpu_limit_exit_code).get();
+        FAIL("no error");
+    } catch (const procpool::limit_exceeded&) {
+        FAIL("limit_exceeded without a CPU time limit");
+    } catch (const procpool::worker_died& e) {
+        CHECK(e.exit_code() == procpool::platform::cpu_limit_exit_code);
+    }
+}
+
+TEST_CASE("resource limits on Windows: an allocation that fails under the memory limit fails with limit_exceeded "
+          "naming RLIMIT_AS",
+          "[isolation][limits][windows]") {
+    constexpr std::size_t too_much = std::size_t{1} << 47; // more than the 128 TiB of a process's address space
+    procpool::pool p{{.workers = 1, .limits = {.address_space = std::size_t{64} << 20}}};
+    CHECK(p.submit<iso_t::reserve>(std::size_t{1} << 20).get() == std::size_t{1} << 20);
+    try {
+        (void)p.submit<iso_t::reserve>(too_much).get();
+        FAIL("no error");
+    } catch (const procpool::limit_exceeded& e) {
+        CHECK(e.resource() == "RLIMIT_AS");
+        CHECK_THAT(e.what(), ppt::has_substring(
+                                 "committed memory limit (RLIMIT_AS; a job object limit on Windows) of 67108864 bytes"));
+    }
+    CHECK(p.submit<iso_t::reserve>(std::size_t{1} << 20).get() == std::size_t{1} << 20); // the worker lives on
+    procpool::pool unlimited{{.workers = 1}};
+    CHECK_THROWS_AS(unlimited.submit<iso_t::reserve>(too_much).get(), std::bad_alloc);
+}
+#endif

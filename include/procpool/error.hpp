@@ -141,7 +141,7 @@ private:
 
 /// A task exceeded one of pool_options::limits. `resource()` names it: "RLIMIT_CPU" (the task's process was killed
 /// and, like any dead worker, replaced), "RLIMIT_AS" (an allocation failed) or "RLIMIT_NOFILE" (the task failed
-/// with every descriptor in use).
+/// with every descriptor in use). The same names on Windows, where job object limits enforce the first two.
 class limit_exceeded : public error {
 public:
     /// The message and the limit's name.

@@ -42,15 +42,20 @@ enum class isolation_mode {
 };
 
 /// Operating-system limits every worker process applies to itself once its initializer has run, before its first
-/// task (setrlimit; POSIX only). 0 / true: not limited. A task over one fails with limit_exceeded.
+/// task (setrlimit on POSIX; on Windows a job object of the worker's own). 0 / true: not limited. A task over one
+/// fails with limit_exceeded.
 struct resource_limits {
-    /// Bytes of address space (RLIMIT_AS): an allocation over it fails. 0: no limit.
+    /// Bytes of address space (RLIMIT_AS): an allocation over it fails. Windows: bytes of committed memory
+    /// (JOB_OBJECT_LIMIT_PROCESS_MEMORY), not of address space. 0: no limit.
     std::size_t address_space = 0;
-    /// CPU time of the process (RLIMIT_CPU; with isolation_mode::per_task, of each task). 0: no limit.
+    /// CPU time of the process (RLIMIT_CPU; with isolation_mode::per_task, of each task). Windows: user-mode CPU
+    /// time only (JOB_OBJECT_LIMIT_PROCESS_TIME). 0: no limit.
     std::chrono::seconds cpu_time{0};
-    /// Open descriptors (RLIMIT_NOFILE), the worker's own few included. 0: no limit.
+    /// Open descriptors (RLIMIT_NOFILE), the worker's own few included. 0: no limit. Windows has no per-process
+    /// handle limit: anything but 0 is a start_error there.
     std::size_t open_files = 0;
-    /// false: a crashing worker writes no core file (RLIMIT_CORE = 0).
+    /// false: a crashing worker writes no core file (RLIMIT_CORE = 0); on Windows, no Windows Error Reporting for
+    /// it and the processes its tasks start (JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION).
     bool core_dumps = true;
 };
 

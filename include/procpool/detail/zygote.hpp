@@ -9,8 +9,9 @@
 // task does reaches the next one. One zygote per pool slot: forks run in parallel, and dispatch, timeouts,
 // recycling, retries and replacements stay the engine's, unchanged.
 //
-// Resource limits (resource_limits) are applied with setrlimit by every worker after its initializer, before its
-// first task; a zygote's task processes inherit them, and each starts with its own CPU time at zero.
+// Resource limits (resource_limits) are applied by every worker after its initializer, before its first task (setrlimit
+// on POSIX, a job object on Windows); a zygote's task processes inherit them, and each starts with its own CPU time
+// at zero.
 #ifndef PROCPOOL_DETAIL_ZYGOTE_HPP
 #define PROCPOOL_DETAIL_ZYGOTE_HPP
 
@@ -44,9 +45,13 @@ inline void check_isolation_options(const pool_options& o) {
         throw start_error("procpool: isolation_mode::per_task is not available on Windows, which has no fork(): a "
                           "fresh process per task would be a cold start per task. Use max_tasks_per_worker = 1 "
                           "instead (a new worker, initializer included, after every task).");
+    if (!PROCPOOL_POSIX && o.limits.open_files)
+        throw start_error("procpool: resource_limits::open_files is not available on Windows, which has no "
+                          "per-process handle limit to set (its job objects limit memory and CPU time, not handles). "
+                          "Leave open_files at 0; address_space, cpu_time and core_dumps apply.");
     if (!platform::has_process_limits && limited)
-        throw start_error("procpool: pool_options::limits is not supported on this platform yet (Windows: job object "
-                          "limits are not implemented). Leave limits at their defaults.");
+        throw start_error("procpool: pool_options::limits is not supported on this platform. Leave limits at their "
+                          "defaults.");
 }
 
 /// Puts the pool's limits in the setup frame.
@@ -68,25 +73,21 @@ inline platform::process_limits& active_limits() {
 inline std::string apply_limits(const setup_msg& s) {
     platform::process_limits l{s.limit_address_space, s.limit_cpu_seconds, s.limit_open_files, s.no_core_dumps};
     if (!l.address_space && !l.cpu_seconds && !l.open_files && !l.no_core_dumps) return {};
-#if PROCPOOL_POSIX
     if (auto err = platform::apply_limits(l); !err.empty())
         return "procpool: worker pid " + std::to_string(platform::current_pid()) +
                " could not apply pool_options::limits: " + err;
     active_limits() = l;
     return {};
-#else
-    return "procpool: pool_options::limits is not supported on this platform";
-#endif
 }
 
-/// A task's exception that a limit caused becomes limit_exceeded: a failed allocation under an address-space limit;
+/// A task's exception that a limit caused becomes limit_exceeded: a failed allocation under a memory limit;
 /// under an open-files limit, EMFILE (as a std::system_error), or any failure while every descriptor is in use.
 inline void name_limit(exception_record& rec, std::string_view task) {
     const auto& l = active_limits();
     std::string limit;
     if (l.address_space && rec.kind == exception_kind::bad_alloc) {
         rec.type = "RLIMIT_AS";
-        limit = "address space limit (RLIMIT_AS) of " + std::to_string(l.address_space) + " bytes";
+        limit = std::string(platform::memory_limit_name) + " of " + std::to_string(l.address_space) + " bytes";
     }
 #if PROCPOOL_POSIX
     else if (l.open_files && ((rec.kind == exception_kind::system_error && rec.code == EMFILE) ||
@@ -101,12 +102,13 @@ inline void name_limit(exception_record& rec, std::string_view task) {
                std::to_string(platform::current_pid()) + ": " + rec.what;
 }
 
-/// The error of a task whose process ended as `st`, when a limit of `o` explains it (RLIMIT_CPU's SIGXCPU).
+/// The error of a task whose process ended as `st`, when a limit of `o` explains it (RLIMIT_CPU's SIGXCPU; on
+/// Windows, the job object's exit code ERROR_NOT_ENOUGH_QUOTA).
 inline std::exception_ptr limit_death(const pool_options& o, const platform::exit_status& st, const std::string& task,
                                       long pid) {
     if (!o.limits.cpu_time.count() || !platform::cpu_limit_signal(st)) return nullptr;
     return std::make_exception_ptr(limit_exceeded(
-        "procpool: task \"" + task + "\" exceeded the CPU time limit (RLIMIT_CPU) of " +
+        "procpool: task \"" + task + "\" exceeded the " + platform::cpu_limit_name + " of " +
             std::to_string(o.limits.cpu_time.count()) + " s; its process pid " + std::to_string(pid) + " " +
             platform::describe_exit(st),
         "RLIMIT_CPU"));

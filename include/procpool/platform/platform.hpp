@@ -195,15 +195,18 @@ static_assert(requires(native_handle* fds, void* data) { platform::recv_handles(
 // child_channel_fd: the descriptor a spawned worker finds its channel on (spawn.hpp; the tests use it).
 static_assert(std::is_same_v<decltype(platform::child_channel_fd), const native_handle>);
 // Per-task isolation and limits (zygote.hpp): shared_word, a counter shared with the processes forked later;
-// wait_child, a blocking waitpid; apply_limits (setrlimit; "" or what failed); descriptor_table_full, EMFILE now.
+// wait_child, a blocking waitpid; descriptor_table_full, EMFILE now.
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(shared_word, std::atomic<std::uint64_t>*());
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(wait_child, exit_status(pid_type) noexcept);
-PROCPOOL_DETAIL_PLATFORM_PROVIDES(apply_limits, std::string(const process_limits&) noexcept);
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(descriptor_table_full, bool() noexcept);
 #endif
-// Every platform (zygote.hpp): process_limits, has_process_limits (false: the pool refuses limits); inherit_ring
-// makes a result ring's mapping inherited by fork; cpu_limit_signal: an exit status is RLIMIT_CPU's.
+// Every platform (zygote.hpp): process_limits, has_process_limits (false: the pool refuses limits); apply_limits
+// (setrlimit, a job object; "" or what failed); memory_limit_name / cpu_limit_name, the limits in messages;
+// inherit_ring makes a result ring's mapping inherited by fork; cpu_limit_signal: an exit status is RLIMIT_CPU's.
 static_assert(std::is_same_v<decltype(platform::has_process_limits), const bool>);
+PROCPOOL_DETAIL_PLATFORM_PROVIDES(apply_limits, std::string(const process_limits&) noexcept);
+static_assert(std::is_convertible_v<decltype(platform::memory_limit_name), const char*> &&
+              std::is_convertible_v<decltype(platform::cpu_limit_name), const char*>);
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(inherit_ring, void(void*, std::size_t) noexcept);
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(cpu_limit_signal, bool(const exit_status&) noexcept);
 

@@ -22,6 +22,6 @@
 #include <procpool/platform/windows/shared_mapping.hpp> // shared_buffer memory (sent to workers as handles)
 #include <procpool/platform/windows/library.hpp>  // load_library, find_symbol
 #include <procpool/platform/windows/event_set.hpp> // event sets: none yet (pool::native_handle throws)
-#include <procpool/platform/windows/zygote.hpp>   // process_limits (not applied here: no fork, no setrlimit)
+#include <procpool/platform/windows/zygote.hpp>   // apply_limits: resource limits in a job object (no fork here)
 
 #endif // PROCPOOL_PLATFORM_WINDOWS_HPP

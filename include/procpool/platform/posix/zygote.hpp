@@ -65,8 +65,12 @@ struct process_limits {
     bool no_core_dumps = false;      ///< RLIMIT_CORE = 0
 };
 
-/// Whether this platform can apply process_limits (Windows: not yet).
+/// Whether this platform can apply process_limits.
 inline constexpr bool has_process_limits = true;
+
+/// How messages name the limits here (limit_exceeded::resource() is "RLIMIT_AS", "RLIMIT_CPU").
+inline constexpr const char* memory_limit_name = "address space limit (RLIMIT_AS)";
+inline constexpr const char* cpu_limit_name = "CPU time limit (RLIMIT_CPU)";
 
 /// Applies `l` to this process with setrlimit. Returns "" or what failed ("RLIMIT_CPU: Invalid argument").
 inline std::string apply_limits(const process_limits& l) noexcept {
