@@ -6,10 +6,13 @@
 
 #include <procpool/procpool.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <numeric>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -314,6 +317,38 @@ TEST_CASE("shared_array: a worker unmaps a buffer once the parent has dropped it
     CHECK(shm_mapped_here() == 0);
 #endif
 }
+
+#if PROCPOOL_POSIX
+/// How many mappings of shared buffers process `pid` has.
+int shm_mapped_in(long pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
+    int n = 0;
+    for (std::string line; std::getline(in, line);)
+        if (line.find("procpool-shm") != std::string::npos) ++n;
+    return n;
+}
+
+TEST_CASE("shared_array: an idle worker unmaps a dropped buffer without waiting for its next task", "[shm][posix]") {
+    procpool::pool p{opts(procpool::start_method::spawn, 1)};
+    const long worker = p.worker_pids().at(0);
+    {
+        auto a = shared_array<double>::create(1 << 16);
+        CHECK(p.submit<shm_sum>(a).get() == 0.0);
+        CHECK(shm_mapped_in(worker) == 1);
+    }
+    // No task follows: the pool's next round of progress (here pool.poll(), as an event loop calls it) tells the
+    // worker, which unmaps it on its own time.
+    p.poll();
+    const auto bound = std::chrono::steady_clock::now() + std::chrono::seconds(20); // against a hang, not a timing
+    int mapped = shm_mapped_in(worker);
+    while (mapped != 0 && std::chrono::steady_clock::now() < bound) {
+        std::this_thread::yield();
+        mapped = shm_mapped_in(worker);
+    }
+    CHECK(mapped == 0);
+    CHECK(p.worker_pids() == std::vector<long>{worker}); // the same worker, idle all along
+}
+#endif
 
 TEST_CASE("shared_array<const T>: a worker cannot write, and a write fails only that task", "[shm]") {
     auto method = GENERATE(from_range(ppt::process_methods));

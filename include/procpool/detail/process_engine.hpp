@@ -859,6 +859,7 @@ private:
     }
 
     void dispatch() {
+        release_dropped_buffers();
         if (queue_.empty()) return;
         // Without a ring to count started jobs, an idle worker is checked before it is sent one: a worker that died
         // while nothing drove the pool would otherwise be blamed for a job that never reached it. (Indices: ended()
@@ -895,6 +896,17 @@ private:
             w->unflushed = false;
             w->flush();
         }
+    }
+
+    /// The shared buffers this process dropped since: every ready worker that maps one is told now (it unmaps it
+    /// once its tasks hold none), not with its next job, which may never come. Runs with every submit and every
+    /// round of progress (a wait, a get, pool.poll()).
+    void release_dropped_buffers() {
+        const auto drops = shared_table::instance().drops();
+        if (drops == drops_seen_) return;
+        drops_seen_ = drops;
+        for (auto& w : slots_)
+            if (w->state == worker_link::phase::ready && w->release_dropped()) w->flush();
     }
 
     /// Moves the next queued job to `w`'s output (written by the caller's flush).
@@ -1171,6 +1183,7 @@ private:
     int consecutive_start_failures_ = 0;
     std::vector<std::unique_ptr<worker_link>> slots_;
     std::deque<job> queue_;
+    std::uint64_t drops_seen_ = 0; // shared_table::drops() when release_dropped_buffers last looked
     platform::native_handle wake_r_ = -1, wake_w_ = -1;
     launcher launcher_{opts_}; // after opts_, which it reads
     std::vector<launch_event> launch_events_;

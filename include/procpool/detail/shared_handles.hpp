@@ -337,6 +337,10 @@ public:
     }
     /// Whether the worker was sent any buffer (it may have some to drop).
     [[nodiscard]] bool has_sent() const noexcept { return !sent_.empty(); }
+    /// Whether this process dropped a buffer since before_job last looked, while the worker maps some.
+    [[nodiscard]] bool drops_pending() const noexcept {
+        return !sent_.empty() && shared_table::instance().drops() != drops_seen_;
+    }
     /// The worker is gone: a replacement has mapped nothing.
     void clear() noexcept { sent_.clear(); }
 

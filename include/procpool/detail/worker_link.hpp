@@ -139,29 +139,7 @@ public:
     /// Queues a job's frame, with its lent runs in place. \throws std::system_error, before queueing the job,
     /// when a shared buffer it refers to cannot be handed to the worker (Windows: DuplicateHandle failed).
     void append_job(const job& j) {
-        if (!j.shared.empty() || shared_.has_sent()) {
-            // Its shared buffers' memory goes first, each in its own segment (the descriptor rides its first byte).
-#if PROCPOOL_WINDOWS
-            const auto give = [this](platform::shm_object h) { return platform::give_shared_memory(pid, h); };
-#else
-            const auto give = nullptr; // no handle in the frame: the descriptor is sent with it (flush)
-#endif
-            std::exception_ptr failed;
-            auto frames = shared_.before_job(
-                j.shared,
-                [](bool unshare, const auto& msg) {
-                    return make_frame(unshare ? frame_type::unshare : frame_type::share, msg);
-                },
-                give, failed);
-            for (auto& f : frames) {
-                if (f.handle == platform::invalid_shm_object) {
-                    append(f.frame);
-                    continue;
-                }
-                out_.push_back(out_segment{std::move(f.frame), {}, 0, nullptr, f.handle, std::move(f.keep)});
-            }
-            if (failed) std::rethrow_exception(failed);
-        }
+        if (!j.shared.empty() || shared_.has_sent()) append_shared(j.shared);
         const void* owner = j.state.get();
         const std::span<const std::byte> frame(j.frame);
         std::size_t at = 0;
@@ -171,6 +149,40 @@ public:
             at = r.at;
         }
         append(frame.subspan(at), owner);
+    }
+
+    /// Queues `unshare` for the shared buffers the parent dropped since the worker heard last, so that a worker
+    /// with no job coming unmaps them too. False when there are none (nothing queued).
+    bool release_dropped() {
+        if (!shared_.drops_pending()) return false;
+        append_shared({});
+        return true;
+    }
+
+    /// Queues the frames that must precede a job using `refs`: unshare for dropped buffers, share for new ones.
+    /// \throws std::system_error as append_job.
+    void append_shared(const std::vector<shared_ref>& refs) {
+        // Its shared buffers' memory goes first, each in its own segment (the descriptor rides its first byte).
+#if PROCPOOL_WINDOWS
+        const auto give = [this](platform::shm_object h) { return platform::give_shared_memory(pid, h); };
+#else
+        const auto give = nullptr; // no handle in the frame: the descriptor is sent with it (flush)
+#endif
+        std::exception_ptr failed;
+        auto frames = shared_.before_job(
+            refs,
+            [](bool unshare, const auto& msg) {
+                return make_frame(unshare ? frame_type::unshare : frame_type::share, msg);
+            },
+            give, failed);
+        for (auto& f : frames) {
+            if (f.handle == platform::invalid_shm_object) {
+                append(f.frame);
+                continue;
+            }
+            out_.push_back(out_segment{std::move(f.frame), {}, 0, nullptr, f.handle, std::move(f.keep)});
+        }
+        if (failed) std::rethrow_exception(failed);
     }
 
     /// Writes what the socket takes of the output.
