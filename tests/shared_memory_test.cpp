@@ -6,6 +6,8 @@
 
 #include <procpool/procpool.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
@@ -13,6 +15,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -349,6 +352,39 @@ TEST_CASE("shared_array: an idle worker unmaps a dropped buffer without waiting 
     CHECK(p.worker_pids() == std::vector<long>{worker}); // the same worker, idle all along
 }
 #endif
+
+TEST_CASE("shared_array: encoded by value (for workers on other machines), it decodes as a copy", "[shm]") {
+    auto a = shared_array<double>::create(300);
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<double>(i) / 4;
+    std::vector<procpool::detail::shared_ref> sent;
+    std::vector<std::byte> bytes;
+    {
+        procpool::detail::collect_shared by_value(sent, true);
+        bytes = procpool::encode(std::tuple<shared_array<double>, shared_array<const double>>{a, a});
+    }
+    CHECK(sent.empty()); // nothing to send out of band: the contents are in the frame
+    CHECK(bytes.size() >= 2 * a.size() * sizeof(double));
+    auto [copy, view] = procpool::decode<std::tuple<shared_array<double>, shared_array<const double>>>(bytes);
+    REQUIRE(copy.size() == a.size());
+    CHECK(copy.data() != a.data());
+    CHECK(std::equal(copy.begin(), copy.end(), a.begin()));
+    CHECK(std::equal(view.begin(), view.end(), a.begin()));
+    copy[7] = -1;
+    CHECK(a[7] == 7.0 / 4);
+    // Contents that are not whole elements, or more than the frame holds: refused, nothing mapped.
+    auto cut = bytes;
+    cut.resize(cut.size() - 9);
+    CHECK_THROWS_AS((procpool::decode<std::tuple<shared_array<double>, shared_array<const double>>>(cut)),
+                    procpool::protocol_error);
+    std::vector<std::byte> one;
+    {
+        procpool::detail::collect_shared by_value(sent, true);
+        one = procpool::encode(a); // 2400 bytes: not a whole number of 7-byte elements
+    }
+    using seven = std::array<char, 7>;
+    CHECK_THROWS_AS(procpool::decode<shared_array<seven>>(one), procpool::protocol_error);
+    CHECK(procpool::decode<shared_array<double>>(one).size() == a.size());
+}
 
 TEST_CASE("shared_array<const T>: a worker cannot write, and a write fails only that task", "[shm]") {
     auto method = GENERATE(from_range(ppt::process_methods));

@@ -698,10 +698,8 @@ public:
         std::lock_guard lk(m_);
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         if (broken_) std::rethrow_exception(broken_);
-        if (!j.shared.empty()) // its memory is on this machine; the tasks run on others
-            throw std::logic_error("procpool: a shared_buffer or shared_array cannot be sent to an MPI pool: shared "
-                                   "memory is on this machine and the task runs on another. Pass the data by value "
-                                   "(a std::vector), or use a local pool.");
+        if (!j.shared.empty()) // copies_shared(): the pool wrote their contents; a handle would mean nothing there
+            throw std::logic_error("procpool: a shared buffer reached an MPI pool as a handle to this machine's memory");
         j.state->owner = weak_from_this();
         take_lent(j);
         queue_.push_back(std::move(j));
@@ -784,6 +782,7 @@ public:
     }
 
     [[nodiscard]] std::size_t size() const noexcept override { return total_workers_; }
+    [[nodiscard]] bool copies_shared() const noexcept override { return true; } // the memory is on this machine
     /// The process ids of the node agents that are not lost.
     [[nodiscard]] std::vector<long> pids() const override {
         std::lock_guard lk(m_);

@@ -438,7 +438,8 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     detail::begin_frame(j.frame);
     detail::write_job_head(j.frame, st->id, st->task);
     {
-        detail::collect_shared shared(j.shared); // shared buffers go ahead of the frame, out of band
+        // Shared buffers go ahead of the frame, out of band (or, to other machines, as copies inside it).
+        detail::collect_shared shared(j.shared, engine_->copies_shared());
         detail::encode_call<Task>(j.frame, lend ? &j.lent : nullptr, std::forward<Args>(args)...);
     }
     detail::finish_frame(j.frame, detail::frame_type::task, detail::lent_bytes(j.lent));
@@ -460,7 +461,7 @@ future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
     detail::write_job_head(j.frame, st->id, st->task);
     writer w(j.frame);
     {
-        detail::collect_shared shared(j.shared);
+        detail::collect_shared shared(j.shared, engine_->copies_shared());
         (w.write(args), ...);
     }
     detail::finish_frame(j.frame, detail::frame_type::task);
@@ -514,7 +515,7 @@ std::shared_ptr<detail::batch_state<task_result_t<Task>>> pool::submit_chunk(It&
     for (; k < n && it != end; ++k, ++it) {
         const auto at = detail::reserve_item_length(j.frame); // known once the item is encoded
         decltype(auto) e = *it;
-        detail::collect_shared shared(j.shared);
+        detail::collect_shared shared(j.shared, engine_->copies_shared());
         detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
         detail::finish_item(j.frame, at);
     }

@@ -45,6 +45,8 @@ public:
     [[nodiscard]] virtual std::vector<std::exception_ptr> take_callback_errors() { return {}; }
     /// Whether jobs run in another process: the parent's contexts are captured for them only then.
     [[nodiscard]] virtual bool remote() const noexcept { return true; }
+    /// Whether shared buffers go with a job's frame as copies of their contents (workers on other machines).
+    [[nodiscard]] virtual bool copies_shared() const noexcept { return false; }
     /// Whether submit may lend the job large arguments (lent_run) instead of copying them into its frame.
     [[nodiscard]] virtual bool lends() const noexcept { return false; }
     /// A buffer of at least `bytes` capacity whose pages are already touched, or an empty one.

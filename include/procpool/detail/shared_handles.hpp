@@ -207,17 +207,35 @@ inline std::vector<shared_ref>*& shared_sink() noexcept {
     return sink;
 }
 
-/// Collects the buffers encoded while it lives into `into`.
+/// Set while a job is encoded for workers on other machines (an MPI pool): shared buffers are written with their
+/// contents, and the task gets a copy, instead of a handle to memory that exists only here.
+inline bool& shared_by_value() noexcept {
+    static thread_local bool by_value = false;
+    return by_value;
+}
+
+/// Collects the buffers encoded while it lives into `into` (or, `by_value`, writes their contents instead).
 class collect_shared {
 public:
-    explicit collect_shared(std::vector<shared_ref>& into) noexcept : prev_(shared_sink()) { shared_sink() = &into; }
-    ~collect_shared() { shared_sink() = prev_; }
+    explicit collect_shared(std::vector<shared_ref>& into, bool by_value = false) noexcept
+        : prev_(shared_sink()), prev_by_value_(shared_by_value()) {
+        shared_sink() = &into;
+        shared_by_value() = by_value;
+    }
+    ~collect_shared() {
+        shared_sink() = prev_;
+        shared_by_value() = prev_by_value_;
+    }
     collect_shared(const collect_shared&) = delete;
     collect_shared& operator=(const collect_shared&) = delete;
 
 private:
     std::vector<shared_ref>* prev_;
+    bool prev_by_value_;
 };
+
+/// A handle's flags: a read-only view; the contents follow (a copy, see shared_by_value).
+inline constexpr std::uint8_t shared_flag_read_only = 1, shared_flag_contents = 2;
 
 /// \throws std::logic_error if `refs` must go to workers that cannot get them (not implemented on this system).
 inline void check_shareable(const std::vector<shared_ref>& refs, bool remote) {
@@ -229,10 +247,12 @@ inline void check_shareable(const std::vector<shared_ref>& refs, bool remote) {
 
 /// Writes a buffer's handle, and collects it when a job is being encoded.
 inline void write_shared(writer& w, const std::shared_ptr<shared_core>& c, bool read_only) {
+    const bool contents = c && shared_by_value();
     w.write(c ? c->id : std::uint64_t{0});
     w.write(static_cast<std::uint64_t>(c ? c->bytes : 0));
-    w.write(static_cast<std::uint8_t>(read_only ? 1 : 0));
-    if (c && shared_sink()) shared_sink()->push_back({c, read_only});
+    w.write(static_cast<std::uint8_t>((read_only ? shared_flag_read_only : 0) | (contents ? shared_flag_contents : 0)));
+    if (contents) w.write_bytes(c->base, c->bytes);
+    else if (c && shared_sink()) shared_sink()->push_back({c, read_only});
 }
 
 /// Reads a buffer's handle and finds its mapping in this process. Null for an empty buffer.
@@ -242,13 +262,27 @@ inline std::shared_ptr<shared_core> read_shared(reader& r, bool want_read_only, 
     const auto id = r.read<std::uint64_t>();
     const auto bytes = r.read<std::uint64_t>();
     const auto flags = r.read<std::uint8_t>();
-    if (flags > 1) throw protocol_error("procpool: corrupt shared buffer handle: flags " + std::to_string(flags), at);
-    if (flags && !want_read_only)
+    if (flags > (shared_flag_read_only | shared_flag_contents))
+        throw protocol_error("procpool: corrupt shared buffer handle: flags " + std::to_string(flags), at);
+    if ((flags & shared_flag_read_only) && !want_read_only)
         throw protocol_error("procpool: a read-only shared buffer was decoded as a writable one", at);
     if (id == 0) {
-        if (bytes != 0) throw protocol_error("procpool: corrupt shared buffer handle: an empty buffer of " +
-                                                 std::to_string(bytes) + " bytes", at);
+        if (bytes != 0 || flags & shared_flag_contents)
+            throw protocol_error("procpool: corrupt shared buffer handle: an empty buffer of " +
+                                     std::to_string(bytes) + " bytes", at);
         return nullptr;
+    }
+    if (flags & shared_flag_contents) { // a copy (an MPI pool's task): new memory of this process
+        if (bytes % element_size || bytes > r.remaining())
+            throw protocol_error("procpool: a shared buffer's contents of " + std::to_string(bytes) +
+                                     " bytes are not a whole number of " + std::to_string(element_size) +
+                                     "-byte elements, or more than the frame holds (" + std::to_string(r.remaining()) +
+                                     " bytes)",
+                                 at);
+        const auto n = static_cast<std::size_t>(bytes);
+        auto c = make_shared_core(platform::create_shared_memory(n), n, true);
+        r.read_bytes(c->base, n, "shared buffer contents");
+        return c;
     }
     auto c = shared_table::instance().find(id, want_read_only);
     if (!c)
