@@ -32,7 +32,9 @@ PROCPOOL_BEGIN_NAMESPACE
 
 namespace detail {
 
-inline constexpr std::uint32_t protocol_version = 3; // 3: task_died, share, unshare frames; setup limits and isolation
+// 3: task_died, share, unshare frames; setup limits and isolation. 4: a shared buffer's handle may carry its
+// contents (MPI pools); a Windows share frame carries the handle's value.
+inline constexpr std::uint32_t protocol_version = 4;
 inline constexpr std::size_t frame_header_size = 5;
 
 enum class frame_type : std::uint8_t {
