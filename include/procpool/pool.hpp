@@ -428,7 +428,7 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     detail::job j{st, {}, o.timeout.count(), {}, capture_contexts()};
     const std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0});
     // A large argument is lent to the process engine: written from here to an idle worker before submit returns
-    // (no copy), else copied (settle_lent). Otherwise it is encoded into a kept frame whose pages are touched.
+    // (no copy), else copied (detail/lending.hpp). Otherwise it is encoded into a kept frame whose pages are touched.
     const bool lend = big >= detail::lend_min_bytes && engine_->lends();
     if (!lend && big >= detail::large_buffer_bytes && engine_->remote()) {
         const auto bytes = big + st->task.size() + 64; // header, id, name

@@ -21,7 +21,7 @@ PROCPOOL_BEGIN_NAMESPACE
 namespace detail {
 
 /// Bytes of a job's frame that are not in `frame` but in the caller's argument (a large string or vector), sent
-/// from there: they belong at offset `at` of the frame. Valid only until submit returns (see settle_lent).
+/// from there: they belong at offset `at` of the frame. Valid only until submit returns (see detail/lending.hpp).
 struct lent_run {
     std::size_t at;
     std::span<const std::byte> bytes;

@@ -15,6 +15,7 @@
 #include <procpool/detail/handles.hpp>
 #include <procpool/detail/job.hpp>
 #include <procpool/detail/launcher.hpp>
+#include <procpool/detail/lending.hpp>
 #include <procpool/detail/result_ring.hpp>
 #include <procpool/detail/spin.hpp>
 #include <procpool/detail/wire.hpp>
@@ -133,7 +134,7 @@ public:
                 }
             } guard{this};
             dispatch();
-            settle_lent(lk, lent);
+            finish_lending(lk, lent);
         } else if (driving_) {
             wake();
         } else {
@@ -517,29 +518,20 @@ private:
     }
 
     /// Before submit returns, the job's lent runs (the caller's argument bytes) are written to its worker, or
-    /// copied. Zero-copy when the job went to an idle worker: that worker reads the frame at once, into the
-    /// argument's storage (worker_channel streams it), while this thread writes it. A job still queued, or sent
-    /// ahead behind a running one, takes a copy at once (it may wait, or be requeued if its worker dies). Lock
-    /// held, and the driving role (no other thread touches a channel); the lock is released while waiting for
-    /// the socket.
-    void settle_lent(std::unique_lock<std::mutex>& lk, const void* owner) {
+    /// copied (lending.hpp). Lock held, and the driving role (no other thread touches a channel).
+    void finish_lending(std::unique_lock<std::mutex>& lk, const void* owner) {
         try {
-            write_lent(lk, owner);
+            write_lent(lk, queue_, slots_, owner);
         } catch (...) { // no memory for a copy: the job fails (and a worker holding part of its frame goes)
             if (!lk.owns_lock()) lk.lock();
-            for (auto& s : slots_)
-                for (auto& j : s->inflight)
-                    if (j.state.get() == owner) {
-                        kill(*s, std::current_exception());
-                        return;
-                    }
-            for (auto it = queue_.begin(); it != queue_.end(); ++it)
-                if (it->state.get() == owner) {
-                    it->state->fail(std::current_exception());
-                    queue_.erase(it);
-                    cv_.notify_all();
-                    return;
-                }
+            const auto at = find_job(queue_, slots_, owner);
+            if (at.worker) {
+                kill(*at.worker, std::current_exception());
+            } else if (at.queued != queue_.end()) {
+                at.queued->state->fail(std::current_exception());
+                queue_.erase(at.queued);
+                cv_.notify_all();
+            }
         }
     }
 
@@ -549,65 +541,6 @@ private:
         for (const auto& w : slots_)
             if (takes_job(*w) && w->inflight.empty()) return true;
         return false;
-    }
-
-    void write_lent(std::unique_lock<std::mutex>& lk, const void* owner) {
-        constexpr std::int64_t patience_ms = 100; // without a byte written: the worker stopped reading
-        auto last_progress = platform::now_ms();
-        std::size_t left = static_cast<std::size_t>(-1);
-        for (;;) {
-            for (auto& q : queue_)
-                if (q.state.get() == owner) return take_lent(q);
-            worker_link* w = nullptr;
-            job* jp = nullptr;
-            for (auto& s : slots_)
-                for (std::size_t i = 0; i < s->inflight.size() && !jp; ++i)
-                    if (s->inflight[i].state.get() == owner) {
-                        w = s.get();
-                        jp = &s->inflight[i];
-                        if (i != 0) { // sent ahead: may be requeued, so it needs its whole frame
-                            w->own_output(owner);
-                            return take_lent(*jp);
-                        }
-                    }
-            if (!jp) return; // answered or failed: nothing of it is left in any output (own_output, ended)
-            w->flush();
-            const std::size_t now_left = w->unwritten(owner);
-            if (now_left == 0 || w->state == worker_link::phase::closed) {
-                jp->lent.clear(); // the front job is never sent again (no retries): its frame is not needed whole
-                return;
-            }
-            auto now = platform::now_ms();
-            if (now_left < left) {
-                left = now_left;
-                last_progress = now;
-            } else if (now - last_progress > patience_ms) {
-                log(log_level::debug, [&] {
-                    return "worker pid " + std::to_string(w->pid) + " stopped reading a lent argument: copying the rest";
-                });
-                w->own_output(owner); // the rest goes out from a copy, when the worker reads again
-                jp->lent.clear();
-                return;
-            }
-            std::vector<platform::poll_item> items{{w->fd, true}};
-            lk.unlock();
-            try {
-                platform::wait_any(items, 1);
-            } catch (...) {
-                lk.lock();
-                throw;
-            }
-            lk.lock();
-            if (items[0].hangup) { // dying: the driving thread reports it; the bytes are of no use now
-                for (auto& s : slots_)
-                    if (s.get() == w) {
-                        w->own_output(owner);
-                        for (auto& j : w->inflight)
-                            if (j.state.get() == owner) j.lent.clear();
-                    }
-                return;
-            }
-        }
     }
 
     /// Starts the clock of the job now at the front of `w` (the one the worker runs next).
