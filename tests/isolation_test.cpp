@@ -89,6 +89,17 @@ int open_many(int n) {
     for (int f : fds) ::close(f);
     return n;
 }
+// Leaves a process behind that holds every descriptor of the task process (the pipe it would say "answered" on
+// among them) and outlives it (its pid in `pid_file`; it ends by itself after a minute), then aborts.
+[[noreturn]] void crash_leaving_child(std::string pid_file) {
+    const pid_t g = ::fork();
+    if (g == 0) {
+        ::alarm(60);
+        for (;;) ::pause();
+    }
+    ppt::append_line(pid_file, std::to_string(g));
+    std::abort();
+}
 #endif
 
 #if PROCPOOL_WINDOWS
@@ -143,6 +154,7 @@ PROCPOOL_TASK(iso_t::core_limit);
 PROCPOOL_TASK(iso_t::spin_forever);
 PROCPOOL_TASK(iso_t::allocate);
 PROCPOOL_TASK(iso_t::open_many);
+PROCPOOL_TASK(iso_t::crash_leaving_child);
 #endif
 #if PROCPOOL_WINDOWS
 PROCPOOL_TASK(iso_t::own_job);
@@ -260,6 +272,28 @@ TEST_CASE("per_task isolation: a crashing task fails alone and its worker stays"
     (void)p.submit<square>(2).get(); // drives the pool: losses are reported after the round that saw them
     REQUIRE(lost.size() == 2u);
     CHECK(lost[0].task == "iso_t::crash");
+}
+
+TEST_CASE("per_task isolation: a task that crashes while a process it forked lives on fails at once, not when "
+          "that process ends",
+          "[isolation][posix]") {
+    // The worker learns that a task process answered through a pipe; the one the task forked keeps a copy of its
+    // write end, so only the task process's own end (seen from the process) can say that it died unanswered.
+    ppt::temp_dir dir;
+    const auto pid_file = dir.file("left");
+    procpool::pool p{{.workers = 1, .start = start_method::spawn, .isolation = isolation_mode::per_task}};
+    auto f = p.submit<crash_leaving_child>(pid_file);
+    const bool in_time = f.wait_for(std::chrono::seconds(30)) == std::future_status::ready; // it ends after 60 s
+    for (const auto& line : ppt::read_lines(pid_file)) ::kill(static_cast<pid_t>(std::stol(line)), SIGKILL);
+    REQUIRE(in_time);
+    try {
+        f.get();
+        FAIL("the crash was not reported");
+    } catch (const procpool::worker_died& e) {
+        CHECK(e.signal() == SIGABRT);
+        CHECK_THAT(e.what(), ppt::has_substring("task process pid"));
+    }
+    CHECK(p.submit<square>(7).get() == 49); // the worker goes on
 }
 
 TEST_CASE("per_task isolation: a crashing task runs again under max_retries", "[isolation][posix]") {
