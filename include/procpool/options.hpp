@@ -105,8 +105,8 @@ struct pool_options {
     /// Default limit on the run time of a task (or of a map chunk); 0: none. A task over it fails with
     /// task_timeout, and its worker is killed and replaced. `pool.submit_with` overrides it per task.
     std::chrono::milliseconds timeout{0};
-    /// Deprecated spelling of `timeout` (it named the option like the exception), kept for one release. Used only
-    /// while `timeout` is 0: when both are set, `timeout` wins.
+    /// \deprecated Use `timeout`: this old spelling named the option like the exception, and is kept for one
+    /// release. It applies only while `timeout` is 0: when both are set, `timeout` wins.
     [[deprecated("use pool_options::timeout")]] std::chrono::milliseconds task_timeout{0};
     /// How many more times a task runs when its worker dies under it (crash, signal, exit). 0, the default:
     /// never, since a task may have side effects. After the last attempt worker_died lists every cause.
