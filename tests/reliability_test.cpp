@@ -899,7 +899,7 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
                           << ", prefetch " << prefetch);
     ppt::temp_dir dir;
     const auto log = dir.file("executions");
-    scenario_row row{pool_default ? "timeout (pool's task_timeout)" : "timeout (submit_with override)", method,
+    scenario_row row{pool_default ? "timeout (pool's timeout)" : "timeout (submit_with override)", method,
                      "task_timeout; worker killed and replaced"};
     row.faults = 1;
     loss_log losses;
@@ -910,7 +910,7 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
     {
         procpool::pool p{{.workers = 1,
                           .start = method,
-                          .task_timeout = pool_default ? std::chrono::milliseconds(100) : generous.timeout,
+                          .timeout = pool_default ? std::chrono::milliseconds(100) : generous.timeout,
                           .on_worker_lost = losses.callback(),
                           .prefetch = prefetch}};
         const long worker = p.worker_pids().at(0);
@@ -954,7 +954,7 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
 
 } // namespace rel_t
 
-TEST_CASE("timeouts: a task over the pool's task_timeout fails with task_timeout and its worker is replaced",
+TEST_CASE("timeouts: a task over the pool's timeout fails with task_timeout and its worker is replaced",
           "[reliability][timeout]") {
     auto method = GENERATE(from_range(ppt::process_methods));
     timeout_case(method, true);

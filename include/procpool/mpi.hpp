@@ -103,7 +103,7 @@ private:
 /// Options of a pool over MPI ranks: `procpool::mpi::make_pool({.node = {.workers = 8}})`.
 struct cluster_options {
     /// The local pool each node agent runs its tasks in: workers per node (0: the node's hardware_concurrency),
-    /// start method (spawn or forkserver), initializer and finalizer (once per worker process), task_timeout,
+    /// start method (spawn or forkserver), initializer and finalizer (once per worker process), timeout,
     /// max_retries, max_tasks_per_worker, max_memory_per_worker... on_worker_lost is not called for remote workers.
     pool_options node{};
     /// 0: static world: the agents are the other ranks of MPI_COMM_WORLD (`mpirun -n N ./app`, serving after
@@ -146,6 +146,14 @@ inline constexpr std::size_t mpi_inline_bytes = 32 * 1024;
 
 /// How a job ended on its node, as the result message says.
 enum class mpi_outcome : std::uint8_t { payload = 0, worker_died, task_timeout, task_cancelled, pool_closed, other };
+
+/// How an agent answers a pool's open message, as its ready message says.
+enum class mpi_ready : std::uint8_t {
+    open = 0,         // serving: its local pool started
+    refused = 1,      // another protocol version or task registry
+    start_failed = 2, // its local pool did not start (the message says why)
+    init_failed = 3   // a worker's initializer threw (initializer_error)
+};
 
 /// What the process knows about MPI: set by serve_if_worker_rank.
 struct mpi_process {
@@ -322,7 +330,7 @@ inline void write_node_options(writer& w, const pool_options& o) {
     w.write(o.initializer);
     w.write(o.finalizer);
     w.write(static_cast<std::int64_t>(o.start_timeout.count()));
-    w.write(static_cast<std::int64_t>(o.task_timeout.count()));
+    w.write(static_cast<std::int64_t>(default_timeout(o).count()));
     w.write(static_cast<std::uint64_t>(o.max_retries));
     w.write(static_cast<std::uint64_t>(o.max_memory_per_worker));
     w.write(static_cast<std::uint8_t>(o.leak_audit));
@@ -338,7 +346,7 @@ inline pool_options read_node_options(reader& r) {
     o.initializer = r.read<std::optional<task_call>>();
     o.finalizer = r.read<std::optional<task_call>>();
     o.start_timeout = std::chrono::milliseconds(r.read<std::int64_t>());
-    o.task_timeout = std::chrono::milliseconds(r.read<std::int64_t>());
+    o.timeout = std::chrono::milliseconds(r.read<std::int64_t>());
     o.max_retries = r.read<std::uint64_t>();
     o.max_memory_per_worker = r.read<std::uint64_t>();
     o.leak_audit = static_cast<leak_policy>(r.read<std::uint8_t>());
@@ -445,12 +453,12 @@ public:
     }
 
 private:
-    void reply_ready(std::uint8_t status, const std::string& message, std::size_t workers) {
+    void reply_ready(mpi_ready status, const std::string& message, std::size_t workers) {
         std::vector<std::byte> b;
         writer w(b);
         w.write(protocol_version);
         w.write(registry::instance().hash());
-        w.write(status);
+        w.write(static_cast<std::uint8_t>(status));
         w.write(host_);
         w.write(static_cast<std::int64_t>(platform::current_pid()));
         w.write(static_cast<std::uint64_t>(workers));
@@ -463,7 +471,7 @@ private:
         const auto protocol = r.read<std::uint32_t>();
         const auto hash = r.read<std::uint64_t>();
         if (protocol != protocol_version || hash != registry::instance().hash()) {
-            reply_ready(1, "", 0);
+            reply_ready(mpi_ready::refused, "", 0);
             return;
         }
         const auto heartbeat = std::chrono::milliseconds(r.read<std::int64_t>());
@@ -473,13 +481,13 @@ private:
         try {
             engine->start();
         } catch (const initializer_error& e) {
-            reply_ready(3, e.what(), 0);
+            reply_ready(mpi_ready::init_failed, e.what(), 0);
             return;
         } catch (const std::exception& e) {
-            reply_ready(2, e.what(), 0);
+            reply_ready(mpi_ready::start_failed, e.what(), 0);
             return;
         }
-        reply_ready(0, "", opts.workers);
+        reply_ready(mpi_ready::open, "", opts.workers);
 
         // One thread drives the local pool (it blocks on the workers' channels); this one talks MPI.
         signal_state stop;
@@ -659,19 +667,19 @@ public:
             reader r(buf);
             const auto protocol = r.read<std::uint32_t>();
             const auto hash = r.read<std::uint64_t>();
-            const auto status = r.read<std::uint8_t>();
+            const auto status = static_cast<mpi_ready>(r.read<std::uint8_t>());
             a.host = r.read<std::string>();
             a.pid = static_cast<long>(r.read<std::int64_t>());
             a.workers = r.read<std::uint64_t>();
             const auto message = r.read<std::string>();
             a.last_heard = std::chrono::steady_clock::now();
-            if (status == 0) {
+            if (status == mpi_ready::open) {
                 a.open = true;
                 continue;
             }
             const auto where = "MPI rank " + std::to_string(a.rank) + " (host " + a.host + ", pid " + std::to_string(a.pid) + ")";
             std::exception_ptr e;
-            if (status == 1)
+            if (status == mpi_ready::refused)
                 e = std::make_exception_ptr(mpi::node_refused(
                     "procpool: " + where + " refused the pool: it runs " +
                         (protocol != protocol_version
@@ -679,7 +687,7 @@ public:
                              : "a different task registry (hash " + std::to_string(hash) + ", expected " +
                                    std::to_string(registry::instance().hash()) + "): it is another build of the program"),
                     a.rank, a.host));
-            else if (status == 3)
+            else if (status == mpi_ready::init_failed)
                 e = std::make_exception_ptr(initializer_error("procpool: on " + where + ": " + message, nullptr));
             else
                 e = std::make_exception_ptr(start_error("procpool: on " + where + ": " + message));

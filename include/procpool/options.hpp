@@ -14,6 +14,19 @@
 #include <optional>
 #include <string>
 
+// Around the library's own uses of a deprecated member, which must not warn (tests and examples build with -Werror).
+#if defined(__GNUC__) || defined(__clang__)
+#define PROCPOOL_DETAIL_DEPRECATED_PUSH                                                                                \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wdeprecated-declarations\"")
+#define PROCPOOL_DETAIL_DEPRECATED_POP _Pragma("GCC diagnostic pop")
+#elif defined(_MSC_VER)
+#define PROCPOOL_DETAIL_DEPRECATED_PUSH __pragma(warning(push)) __pragma(warning(disable : 4996))
+#define PROCPOOL_DETAIL_DEPRECATED_POP __pragma(warning(pop))
+#else
+#define PROCPOOL_DETAIL_DEPRECATED_PUSH
+#define PROCPOOL_DETAIL_DEPRECATED_POP
+#endif
+
 PROCPOOL_BEGIN_NAMESPACE
 
 /// How workers are started. See README "Start methods".
@@ -69,6 +82,10 @@ struct worker_lost {
     std::string reason;     ///< a sentence, as in the error the task got
 };
 
+// The deprecated member must not warn in the special members the compiler writes for pool_options (g++ and clang
+// report those at the class): the warning stays for a user's own use of the member. Popped after the class.
+PROCPOOL_DETAIL_DEPRECATED_PUSH
+
 /// Options of a pool. Aggregate: use designated initializers, `pool{{.workers = 4}}`.
 struct pool_options {
     /// Number of worker processes; 0 means std::thread::hardware_concurrency().
@@ -87,7 +104,10 @@ struct pool_options {
     std::chrono::milliseconds start_timeout{60000};
     /// Default limit on the run time of a task (or of a map chunk); 0: none. A task over it fails with
     /// task_timeout, and its worker is killed and replaced. `pool.submit_with` overrides it per task.
-    std::chrono::milliseconds task_timeout{0};
+    std::chrono::milliseconds timeout{0};
+    /// \deprecated Use `timeout`: this old spelling named the option like the exception, and is kept for one
+    /// release. It applies only while `timeout` is 0: when both are set, `timeout` wins.
+    [[deprecated("use pool_options::timeout")]] std::chrono::milliseconds task_timeout{0};
     /// How many more times a task runs when its worker dies under it (crash, signal, exit). 0, the default:
     /// never, since a task may have side effects. After the last attempt worker_died lists every cause.
     std::size_t max_retries = 0;
@@ -114,9 +134,21 @@ struct pool_options {
     resource_limits limits{};
 };
 
+PROCPOOL_DETAIL_DEPRECATED_POP
+
+namespace detail {
+/// The pool's default limit per task: `timeout`, or while it is 0 the deprecated `task_timeout`. The library's one
+/// read of the deprecated field, so that no user of the pool sees its warning.
+inline std::chrono::milliseconds default_timeout(const pool_options& o) noexcept {
+    PROCPOOL_DETAIL_DEPRECATED_PUSH
+    return o.timeout.count() != 0 ? o.timeout : o.task_timeout;
+    PROCPOOL_DETAIL_DEPRECATED_POP
+}
+} // namespace detail
+
 /// Per-task options for pool::submit_with.
 struct task_options {
-    /// Limit on this task's run time (overrides pool_options::task_timeout; 0: the pool's default).
+    /// Limit on this task's run time (overrides pool_options::timeout; 0: the pool's default).
     std::chrono::milliseconds timeout{0};
 };
 

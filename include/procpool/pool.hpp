@@ -227,7 +227,7 @@ struct map_options {
     /// A timeout for each item (0: none): each item is sent alone (chunksize 1) with this limit, so an item that
     /// exceeds it fails alone with task_timeout (its worker is killed and replaced) and the others complete. A
     /// chunksize above 1 together with a timeout is refused (std::invalid_argument): a chunk is one message, run by
-    /// one worker, so a limit on a chunk cannot tell which item hung. pool_options::task_timeout still applies to
+    /// one worker, so a limit on a chunk cannot tell which item hung. pool_options::timeout still applies to
     /// each chunk as a whole.
     std::chrono::milliseconds timeout{0};
 };
@@ -294,7 +294,7 @@ public:
     /// Like map, but never throws for a failed item: returns one item_outcome per input element, in input order,
     /// each with its index and its value or its error, so that one bad item loses nothing else. A failure of a
     /// whole chunk (its worker died or hit a timeout: a per-task timeout applies to a chunk in map, see
-    /// pool_options::task_timeout) is the error of each item of that chunk; `chunksize = 1` makes it per item.
+    /// pool_options::timeout) is the error of each item of that chunk; `chunksize = 1` makes it per item.
     template <auto Task, std::ranges::input_range Range>
     [[nodiscard]] std::vector<item_outcome<typename detail::checked_task_result<Task>::type>>
     map_outcomes(Range&& inputs, const map_options& options = {});
@@ -487,7 +487,7 @@ inline std::size_t chunksize_for(const map_options& o, std::size_t automatic) {
     if (o.chunksize > 1)
         throw std::invalid_argument("procpool: map_options::timeout is per item, so each item is sent alone; it "
                                     "cannot be combined with chunksize " + std::to_string(o.chunksize) +
-                                    ". Leave chunksize at 0 (or 1), or use pool_options::task_timeout for a limit "
+                                    ". Leave chunksize at 0 (or 1), or use pool_options::timeout for a limit "
                                     "per chunk.");
     return 1;
 }
@@ -519,7 +519,7 @@ std::shared_ptr<detail::batch_state<task_result_t<Task>>> pool::submit_chunk(It&
         detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
         detail::finish_item(j.frame, at);
     }
-    for (std::size_t b = 0; b < 8; ++b) j.frame[count_at + b] = static_cast<std::byte>((k >> (8 * b)) & 0xff);
+    detail::patch_u64(j.frame, count_at, k);
     st->values.resize(k);
     detail::finish_frame(j.frame, detail::frame_type::batch);
     enqueue(std::move(j));

@@ -200,6 +200,29 @@ TEST_CASE("mpi: a task over its timeout fails with task_timeout, the others run"
     CHECK(fine.get() == 9);
 }
 
+// Sleeps `ms`, then answers: a limit that does not reach the node fails the test after the nap instead of hanging.
+int naps(int ms) {
+    usleep(static_cast<useconds_t>(ms) * 1000);
+    return ms;
+}
+PROCPOOL_TASK(naps);
+
+// The node's pool_options travel to the agents: the pool's timeout, under its name and its deprecated spelling
+// (encoded in the same place), limits the tasks there.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST_CASE("mpi: the node pool's timeout reaches the nodes, under either spelling", "[mpi]") {
+    const bool deprecated = GENERATE(false, true);
+    INFO((deprecated ? "pool_options::task_timeout" : "pool_options::timeout"));
+    procpool::mpi::cluster_options o{.node = {.workers = 1}};
+    (deprecated ? o.node.task_timeout : o.node.timeout) = std::chrono::milliseconds(300);
+    auto pool = procpool::mpi::make_pool(o);
+    auto slow = pool.submit<naps>(60000);
+    CHECK_THROWS_WITH(slow.get(), Catch::Matchers::Contains("exceeded its timeout of 300 ms"));
+    CHECK(pool.submit<square>(3).get() == 9);
+}
+#pragma GCC diagnostic pop
+
 TEST_CASE("mpi: map over a million tiny items returns them in order", "[mpi]") {
     auto pool = procpool::mpi::make_pool(small());
     std::vector<int> xs(1'000'000);

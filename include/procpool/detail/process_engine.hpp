@@ -117,7 +117,7 @@ public:
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         if (broken_) std::rethrow_exception(broken_);
         j.state->owner = weak_from_this();
-        if (j.timeout_ms == 0) j.timeout_ms = opts_.task_timeout.count();
+        if (j.timeout_ms == 0) j.timeout_ms = default_timeout(opts_).count();
         // Lent bytes are written by this thread, as the driving thread (only that one touches the channels): when
         // another thread drives, or the job would wait, they are copied now (the caller's object is lent only
         // for the duration of this call).
@@ -738,7 +738,8 @@ private:
                        std::to_string(w.pid) + " and did not restore it";
             });
             w.applied.reset(); // its values are no longer what it was sent: the next task gets them all again
-            if (opts_.leak_audit == leak_policy::retire || opts_.leak_audit == leak_policy::fail) w.over_memory = true;
+            if (opts_.leak_audit == leak_policy::retire || opts_.leak_audit == leak_policy::fail)
+                w.retire_when_idle = true;
             return;
         }
         case frame_type::bye: {
@@ -759,15 +760,15 @@ private:
         ++w.answered;
         arm(w);
         cv_.notify_all();
-        if (opts_.max_memory_per_worker && w.state == P::ready && !w.over_memory) {
+        if (opts_.max_memory_per_worker && w.state == P::ready && !w.retire_when_idle) {
             auto rss = platform::resident_bytes(w.pid);
             if (rss > opts_.max_memory_per_worker) {
-                w.over_memory = true; // takes no new job; retires once the jobs sent ahead are done
+                w.retire_when_idle = true; // takes no new job; retires once the jobs sent ahead are done
                 log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " uses " + std::to_string(rss) + " bytes, over max_memory_per_worker: retiring it"; });
             }
         }
         bool recycle = opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker;
-        if ((recycle || w.over_memory) && w.inflight.empty() && w.state == P::ready) {
+        if ((recycle || w.retire_when_idle) && w.inflight.empty() && w.state == P::ready) {
             log(log_level::info, [&] { return "worker pid " + std::to_string(w.pid) + " recycled after " + std::to_string(w.assigned) + " tasks"; });
             retire(w);
             w.replace_when_reaped = true; // see ended(): under a process limit, N workers must be enough
@@ -787,7 +788,7 @@ private:
 
     /// Whether `w` takes another job now.
     [[nodiscard]] bool takes_job(const worker_link& w) const noexcept {
-        return w.state == worker_link::phase::ready && !w.over_memory &&
+        return w.state == worker_link::phase::ready && !w.retire_when_idle &&
                !(opts_.max_tasks_per_worker && w.assigned >= opts_.max_tasks_per_worker) && w.inflight.size() < depth(w);
     }
 

@@ -173,9 +173,12 @@ inline std::size_t reserve_item_length(std::vector<std::byte>& buf) {
     writer(buf).write(std::uint64_t{0});
     return buf.size() - 8;
 }
+/// Overwrites the 8 bytes at `at` (kept by reserve_item_length) with `v`, little-endian as the codec writes it.
+inline void patch_u64(std::vector<std::byte>& buf, std::size_t at, std::uint64_t v) {
+    for (std::size_t b = 0; b < 8; ++b) buf[at + b] = static_cast<std::byte>((v >> (8 * b)) & 0xff);
+}
 inline void finish_item(std::vector<std::byte>& buf, std::size_t at) {
-    const auto len = static_cast<std::uint64_t>(buf.size() - at - 8);
-    for (std::size_t b = 0; b < 8; ++b) buf[at + b] = static_cast<std::byte>((len >> (8 * b)) & 0xff);
+    patch_u64(buf, at, static_cast<std::uint64_t>(buf.size() - at - 8));
 }
 
 /// Starts a frame in `buf` (reserving the header); finish_frame fills it in.

@@ -78,7 +78,7 @@ public:
     std::size_t assigned = 0;
     std::int64_t started_ms = 0;
     std::int64_t deadline_ms = 0; // when the running job times out; 0: no limit
-    bool over_memory = false;     // above max_memory_per_worker or leaked state: retire when idle
+    bool retire_when_idle = false; // over max_memory_per_worker, or leaked state (leak audit): takes no new job
     std::shared_ptr<const context_snapshot> applied; // the contexts this worker has been sent
     std::size_t plugins_sent = 0;                    // how many of the loaded plugins it has been told about
     std::exception_ptr kill_reason; // why the pool killed it, reported instead of worker_died
