@@ -496,6 +496,28 @@ std::pair<int, int> lost_and_duplicates(const std::string& log, std::uint64_t n)
     return {lost, dups};
 }
 
+/// Futures of tracked tasks.
+using tracked_futures = std::vector<procpool::future<std::pair<int, long>>>;
+
+/// Submits `count` tracked tasks with ids from `first`.
+tracked_futures submit_tracked(procpool::pool& p, int first, int count, const std::string& log) {
+    tracked_futures out;
+    for (int i = first; i < first + count; ++i) out.push_back(p.submit<tracked>(i, log));
+    return out;
+}
+
+/// Waits for tracked tasks; counts those with the right value, and collects the pids that ran them.
+int collect_tracked(tracked_futures& fs, int first, std::set<long>& pids) {
+    int ok = 0;
+    for (std::size_t k = 0; k < fs.size(); ++k) {
+        auto [value, pid] = fs[k].get();
+        int id = first + static_cast<int>(k);
+        if (value == id * id) ++ok;
+        pids.insert(pid);
+    }
+    return ok;
+}
+
 /// One scenario of the fault tables and its row: what was expected and seen, follow-up tasks and what became of
 /// them. Its tracked tasks write to `log`; close() checks that nothing was left behind and writes the row.
 struct scenario_row {
@@ -519,6 +541,17 @@ struct scenario_row {
         std::tie(lost, duplicates) = lost_and_duplicates(log, n);
         CHECK(lost == 0);
         CHECK(duplicates == 0);
+    }
+    /// Waits for follow-up tracked tasks with ids from `first`: counts them, and those that completed with the
+    /// right value; collects the pids that ran them in `ran_in`.
+    void collect(tracked_futures& fs, int first, std::set<long>& ran_in) {
+        follow_ups += static_cast<int>(fs.size());
+        completed += collect_tracked(fs, first, ran_in);
+    }
+    /// Every follow-up (ids 0 .. follow_ups - 1) completed with the right value and ran exactly once.
+    void check_follow_ups() {
+        CHECK(completed == follow_ups);
+        check_ran_once(static_cast<std::uint64_t>(follow_ups));
     }
     /// Ends the scenario: nothing is left behind (check_nothing_left), and the row goes to `section`.
     void close(const std::string& section) const { write(section, check_nothing_left(before)); }
@@ -548,26 +581,6 @@ struct loss_log {
         return events.front();
     }
 };
-
-/// Submits `count` tracked tasks with ids from `first`.
-std::vector<procpool::future<std::pair<int, long>>> submit_tracked(procpool::pool& p, int first, int count,
-                                                                   const std::string& log) {
-    std::vector<procpool::future<std::pair<int, long>>> out;
-    for (int i = first; i < first + count; ++i) out.push_back(p.submit<tracked>(i, log));
-    return out;
-}
-
-/// Waits for tracked tasks; counts those with the right value, and collects the pids that ran them.
-int collect_tracked(std::vector<procpool::future<std::pair<int, long>>>& fs, int first, std::set<long>& pids) {
-    int ok = 0;
-    for (std::size_t k = 0; k < fs.size(); ++k) {
-        auto [value, pid] = fs[k].get();
-        int id = first + static_cast<int>(k);
-        if (value == id * id) ++ok;
-        pids.insert(pid);
-    }
-    return ok;
-}
 
 /// The pool's one worker, `worker`, was replaced: one new process ran every follow-up (`ran_in`), and `worker` was
 /// reaped.
@@ -620,10 +633,9 @@ void crash_cell(start_method method, const std::string& fault, const death& expe
             row.observed = "worker_died: " + describe_status(e.exit_code(), e.signal());
         }
         std::set<long> ran_in;
-        row.completed += collect_tracked(queued, 0, ran_in);
+        row.collect(queued, 0, ran_in);
         auto more = submit_tracked(p, behind, batch, row.log);
-        row.completed += collect_tracked(more, behind, ran_in);
-        row.follow_ups = behind + batch;
+        row.collect(more, behind, ran_in);
         check_replaced(p, worker, ran_in);
 
         const auto& lost = losses.single();
@@ -632,8 +644,7 @@ void crash_cell(start_method method, const std::string& fault, const death& expe
         CHECK(matches(expect, lost.exit_code, lost.signal));
         CHECK_THAT(lost.reason, ppt::has_substring(task));
     }
-    CHECK(row.completed == row.follow_ups);
-    row.check_ran_once(behind + batch);
+    row.check_follow_ups();
     row.close("crash matrix");
 }
 
@@ -824,8 +835,7 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
                               .on_worker_lost = losses.callback()}};
             auto fs = submit_tracked(p, 0, 8, row.log);
             std::set<long> pids;
-            row.completed = collect_tracked(fs, 0, pids);
-            row.follow_ups = 8;
+            row.collect(fs, 0, pids);
             workers = p.worker_pids();
             REQUIRE(workers.size() == 2);
             p.shutdown();
@@ -840,8 +850,7 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
         }
         CHECK(reported == std::set<long>(workers.begin(), workers.end()));
         row.observed = "2 × SIGABRT reported, shutdown done";
-        CHECK(row.completed == 8);
-        row.check_ran_once(8);
+        row.check_follow_ups();
         row.close("crash matrix");
     }
     SECTION("when recycling") {
@@ -857,9 +866,8 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
             std::set<long> pids;
             for (int i = 0; i < tasks; ++i) {
                 auto fs = submit_tracked(p, i, 1, row.log);
-                row.completed += collect_tracked(fs, i, pids);
+                row.collect(fs, i, pids);
             }
-            row.follow_ups = tasks;
             CHECK(pids.size() == tasks); // a fresh worker each time
         }
         // Each of the six workers crashed in its finalizer; the replacement started after the last task retires at
@@ -869,8 +877,7 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
         CHECK(losses.events.size() <= tasks + 1);
         for (const auto& e : losses.events) check_finalizer_abort(e);
         row.observed = std::to_string(losses.events.size()) + " × SIGABRT reported";
-        CHECK(row.completed == tasks);
-        row.check_ran_once(tasks);
+        row.check_follow_ups();
         row.close("crash matrix");
     }
 }
@@ -900,7 +907,7 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
                           .prefetch = prefetch}};
         const long worker = p.worker_pids().at(0);
         auto f = pool_default ? p.submit<hang>(0) : p.submit_with<hang>({.timeout = 100ms}, 0);
-        std::vector<procpool::future<std::pair<int, long>>> queued;
+        tracked_futures queued;
         for (int i = 0; i < behind; ++i) queued.push_back(p.submit_with<tracked>(generous, i, row.log));
         try {
             (void)f.get();
@@ -914,8 +921,7 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
             row.observed = "task_timeout";
         }
         std::set<long> ran_in;
-        row.completed = collect_tracked(queued, 0, ran_in);
-        row.follow_ups = behind;
+        row.collect(queued, 0, ran_in);
         check_replaced(p, worker, ran_in);
         const auto& lost = losses.single();
         CHECK(lost.pid == worker);
@@ -923,8 +929,7 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
         CHECK(lost.task == "rel_t::hang");
         CHECK_THAT(lost.reason, ppt::has_substring("killed by the pool"));
     }
-    CHECK(row.completed == behind);
-    row.check_ran_once(behind);
+    row.check_follow_ups();
     row.close("faults");
 }
 
@@ -1262,15 +1267,13 @@ TEST_CASE("a corrupt frame from a worker fails its task with protocol_error, and
             row.observed = "protocol_error";
         }
         std::set<long> ran_in;
-        row.completed = collect_tracked(queued, 0, ran_in);
-        row.follow_ups = 3;
+        row.collect(queued, 0, ran_in);
         check_replaced(p, worker, ran_in);
         const auto& lost = losses.single();
         CHECK(lost.signal == pool_kill_signal);
         CHECK(lost.task == "rel_t::corrupt_channel");
     }
-    CHECK(row.completed == 3);
-    row.check_ran_once(3);
+    row.check_follow_ups();
     row.close("faults");
 }
 
@@ -1304,8 +1307,7 @@ TEST_CASE("a frame header with an absurd length from a worker: refused above the
             row.observed = "task_timeout";
         }
         std::set<long> ran_in;
-        row.completed = collect_tracked(queued, 0, ran_in);
-        row.follow_ups = 3;
+        row.collect(queued, 0, ran_in);
         CHECK(ran_in.count(worker) == 0);
     }
     const auto rss_after = procpool::platform::resident_bytes(procpool::platform::current_pid());
