@@ -531,6 +531,7 @@ struct scenario_row {
     int completed = 0;  // of those, how many completed with the right value
     int lost = 0;       // ran 0 times
     int duplicates = 0; // ran more than once
+    std::set<long> ran_in; // the pids that ran the follow-ups
     ppt::temp_dir dir;
     const std::string log = dir.file("executions"); // one line per run of a tracked task: its id
     resources before;
@@ -543,8 +544,8 @@ struct scenario_row {
         CHECK(duplicates == 0);
     }
     /// Waits for follow-up tracked tasks with ids from `first`: counts them, and those that completed with the
-    /// right value; collects the pids that ran them in `ran_in`.
-    void collect(tracked_futures& fs, int first, std::set<long>& ran_in) {
+    /// right value; adds the pids that ran them to `ran_in`.
+    void collect(tracked_futures& fs, int first) {
         follow_ups += static_cast<int>(fs.size());
         completed += collect_tracked(fs, first, ran_in);
     }
@@ -632,11 +633,10 @@ void crash_cell(start_method method, const std::string& fault, const death& expe
             CHECK_THAT(std::string(e.what()), ppt::has_substring(expect.words));
             row.observed = "worker_died: " + describe_status(e.exit_code(), e.signal());
         }
-        std::set<long> ran_in;
-        row.collect(queued, 0, ran_in);
+        row.collect(queued, 0);
         auto more = submit_tracked(p, behind, batch, row.log);
-        row.collect(more, behind, ran_in);
-        check_replaced(p, worker, ran_in);
+        row.collect(more, behind);
+        check_replaced(p, worker, row.ran_in);
 
         const auto& lost = losses.single();
         CHECK(lost.pid == worker);
@@ -834,8 +834,7 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
                               .finalizer = procpool::call<fin_abort>(),
                               .on_worker_lost = losses.callback()}};
             auto fs = submit_tracked(p, 0, 8, row.log);
-            std::set<long> pids;
-            row.collect(fs, 0, pids);
+            row.collect(fs, 0);
             workers = p.worker_pids();
             REQUIRE(workers.size() == 2);
             p.shutdown();
@@ -863,12 +862,11 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
                               .max_tasks_per_worker = 1,
                               .finalizer = procpool::call<fin_abort>(),
                               .on_worker_lost = losses.callback()}};
-            std::set<long> pids;
             for (int i = 0; i < tasks; ++i) {
                 auto fs = submit_tracked(p, i, 1, row.log);
-                row.collect(fs, i, pids);
+                row.collect(fs, i);
             }
-            CHECK(pids.size() == tasks); // a fresh worker each time
+            CHECK(row.ran_in.size() == tasks); // a fresh worker each time
         }
         // Each of the six workers crashed in its finalizer; the replacement started after the last task retires at
         // shutdown (its finalizer crashes too) if it was ready by then.
@@ -920,9 +918,8 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
             CHECK_THAT(what, ppt::has_substring("worker pid " + std::to_string(worker)));
             row.observed = "task_timeout";
         }
-        std::set<long> ran_in;
-        row.collect(queued, 0, ran_in);
-        check_replaced(p, worker, ran_in);
+        row.collect(queued, 0);
+        check_replaced(p, worker, row.ran_in);
         const auto& lost = losses.single();
         CHECK(lost.pid == worker);
         CHECK(lost.signal == pool_kill_signal);
@@ -1266,9 +1263,8 @@ TEST_CASE("a corrupt frame from a worker fails its task with protocol_error, and
             CHECK_THAT(what, ppt::has_substring("corrupt frame"));
             row.observed = "protocol_error";
         }
-        std::set<long> ran_in;
-        row.collect(queued, 0, ran_in);
-        check_replaced(p, worker, ran_in);
+        row.collect(queued, 0);
+        check_replaced(p, worker, row.ran_in);
         const auto& lost = losses.single();
         CHECK(lost.signal == pool_kill_signal);
         CHECK(lost.task == "rel_t::corrupt_channel");
@@ -1306,9 +1302,8 @@ TEST_CASE("a frame header with an absurd length from a worker: refused above the
             CHECK(!refusable);
             row.observed = "task_timeout";
         }
-        std::set<long> ran_in;
-        row.collect(queued, 0, ran_in);
-        CHECK(ran_in.count(worker) == 0);
+        row.collect(queued, 0);
+        CHECK(row.ran_in.count(worker) == 0);
     }
     const auto rss_after = procpool::platform::resident_bytes(procpool::platform::current_pid());
     const auto grown = rss_after > rss_before ? rss_after - rss_before : 0;
