@@ -441,6 +441,19 @@ struct resources {
     std::vector<long> processes = ppt::descendant_pids();
 };
 
+/// Nothing is left behind: as many descriptors and the same processes as `before`. Returns what it measured.
+resources check_nothing_left(const resources& before) {
+    resources after;
+    CHECK(after.fds == before.fds);
+    CHECK(after.processes == before.processes);
+    return after;
+}
+
+/// Runs the test case once per start method in `methods`, as `method`, named in its failure messages.
+#define REL_FOR_EACH_METHOD(methods)                                                                                   \
+    const auto method = GENERATE(from_range(methods));                                                                 \
+    INFO("start method: " << ppt::name(method))
+
 using steady = std::chrono::steady_clock;
 double ms_since(steady::time_point t0) { return std::chrono::duration<double, std::milli>(steady::now() - t0).count(); }
 
@@ -465,34 +478,6 @@ void report(const std::string& section, const std::string& header, const std::st
     ppt::append_line(path, section + "\t" + header + "\t" + row);
 }
 
-/// One row of the fault tables: a scenario, what was expected and seen, follow-up tasks and what became of them.
-struct scenario_row {
-    scenario_row(std::string s, start_method m, std::string e)
-        : scenario(std::move(s)), method(m), expected(std::move(e)) {}
-    std::string scenario;
-    start_method method;
-    std::string expected, observed;
-    int faults = 0;     // faults injected
-    int follow_ups = 0; // tasks submitted besides the faulty ones
-    int completed = 0;  // of those, how many completed with the right value
-    int lost = 0;       // ran 0 times
-    int duplicates = 0; // ran more than once
-    resources before;
-    steady::time_point t0 = steady::now();
-
-    void write(const std::string& section) const { write(section, resources{}); }
-    void write(const std::string& section, const resources& after) const {
-        report(section,
-               cells("scenario", "start", "faults", "expected", "observed", "follow-up tasks completed",
-                     "tasks lost", "duplicates", "descriptors before → after", "processes before → after", "time (ms)"),
-               cells(scenario, ppt::name(method), faults, expected, observed,
-                     std::to_string(completed) + "/" + std::to_string(follow_ups), lost, duplicates,
-                     std::to_string(before.fds) + " → " + std::to_string(after.fds),
-                     std::to_string(before.processes.size()) + " → " + std::to_string(after.processes.size()),
-                     fixed(ms_since(t0))));
-    }
-};
-
 /// Counts the lines of an execution log per id in [0, n): how many ids never ran, and how many ran twice or more.
 std::pair<int, int> lost_and_duplicates(const std::string& log, std::uint64_t n) {
     std::vector<std::uint8_t> runs(n, 0);
@@ -511,24 +496,18 @@ std::pair<int, int> lost_and_duplicates(const std::string& log, std::uint64_t n)
     return {lost, dups};
 }
 
-/// Collects what on_worker_lost reports (the tests drive their pools from one thread).
-struct loss_log {
-    std::vector<procpool::worker_lost> events;
-    std::function<void(const procpool::worker_lost&)> callback() {
-        return [this](const procpool::worker_lost& w) { events.push_back(w); };
-    }
-};
+/// Futures of tracked tasks.
+using tracked_futures = std::vector<procpool::future<std::pair<int, long>>>;
 
 /// Submits `count` tracked tasks with ids from `first`.
-std::vector<procpool::future<std::pair<int, long>>> submit_tracked(procpool::pool& p, int first, int count,
-                                                                   const std::string& log) {
-    std::vector<procpool::future<std::pair<int, long>>> out;
+tracked_futures submit_tracked(procpool::pool& p, int first, int count, const std::string& log) {
+    tracked_futures out;
     for (int i = first; i < first + count; ++i) out.push_back(p.submit<tracked>(i, log));
     return out;
 }
 
 /// Waits for tracked tasks; counts those with the right value, and collects the pids that ran them.
-int collect_tracked(std::vector<procpool::future<std::pair<int, long>>>& fs, int first, std::set<long>& pids) {
+int collect_tracked(tracked_futures& fs, int first, std::set<long>& pids) {
     int ok = 0;
     for (std::size_t k = 0; k < fs.size(); ++k) {
         auto [value, pid] = fs[k].get();
@@ -537,6 +516,81 @@ int collect_tracked(std::vector<procpool::future<std::pair<int, long>>>& fs, int
         pids.insert(pid);
     }
     return ok;
+}
+
+/// One scenario of the fault tables and its row: what was expected and seen, follow-up tasks and what became of
+/// them. Its tracked tasks write to `log`; close() checks that nothing was left behind and writes the row.
+struct scenario_row {
+    scenario_row(std::string s, start_method m, std::string e)
+        : scenario(std::move(s)), method(m), expected(std::move(e)) {}
+    std::string scenario;
+    start_method method;
+    std::string expected, observed;
+    int faults = 1;     // faults injected: one, unless the scenario counts them
+    int follow_ups = 0; // tasks submitted besides the faulty ones
+    int completed = 0;  // of those, how many completed with the right value
+    int lost = 0;       // ran 0 times
+    int duplicates = 0; // ran more than once
+    std::set<long> ran_in; // the pids that ran the follow-ups
+    ppt::temp_dir dir;
+    const std::string log = dir.file("executions"); // one line per run of a tracked task: its id
+    resources before;
+    steady::time_point t0 = steady::now();
+
+    /// Counts the runs of the tracked tasks 0 .. n-1 in `log`: none was lost, none ran twice.
+    void check_ran_once(std::uint64_t n) {
+        std::tie(lost, duplicates) = lost_and_duplicates(log, n);
+        CHECK(lost == 0);
+        CHECK(duplicates == 0);
+    }
+    /// Waits for follow-up tracked tasks with ids from `first`: counts them, and those that completed with the
+    /// right value; adds the pids that ran them to `ran_in`.
+    void collect(tracked_futures& fs, int first) {
+        follow_ups += static_cast<int>(fs.size());
+        completed += collect_tracked(fs, first, ran_in);
+    }
+    /// Every follow-up (ids 0 .. follow_ups - 1) completed with the right value and ran exactly once.
+    void check_follow_ups() {
+        CHECK(completed == follow_ups);
+        check_ran_once(static_cast<std::uint64_t>(follow_ups));
+    }
+    /// Ends the scenario: nothing is left behind (check_nothing_left), and the row goes to `section`.
+    void close(const std::string& section) const { write(section, check_nothing_left(before)); }
+
+    void write(const std::string& section) const { write(section, resources{}); }
+    void write(const std::string& section, const resources& after) const {
+        report(section,
+               cells("scenario", "start", "faults", "expected", "observed", "follow-up tasks completed",
+                     "tasks lost", "duplicates", "descriptors before → after", "processes before → after", "time (ms)"),
+               cells(scenario, ppt::name(method), faults, expected, observed,
+                     std::to_string(completed) + "/" + std::to_string(follow_ups), lost, duplicates,
+                     std::to_string(before.fds) + " → " + std::to_string(after.fds),
+                     std::to_string(before.processes.size()) + " → " + std::to_string(after.processes.size()),
+                     fixed(ms_since(t0))));
+    }
+};
+
+/// Collects what on_worker_lost reports (the tests drive their pools from one thread).
+struct loss_log {
+    std::vector<procpool::worker_lost> events;
+    std::function<void(const procpool::worker_lost&)> callback() {
+        return [this](const procpool::worker_lost& w) { events.push_back(w); };
+    }
+    /// The one loss reported; the test stops here unless there was exactly one.
+    const procpool::worker_lost& single() const {
+        REQUIRE(events.size() == 1);
+        return events.front();
+    }
+};
+
+/// The pool's one worker, `worker`, was replaced: one new process ran every follow-up (`ran_in`), and `worker` was
+/// reaped.
+void check_replaced(const procpool::pool& p, long worker, const std::set<long>& ran_in) {
+    const auto now = p.worker_pids();
+    REQUIRE(now.size() == 1);
+    CHECK(now.front() != worker);
+    CHECK(ran_in == std::set<long>{now.front()});
+    CHECK(ppt::process_state(worker) == 0);
 }
 
 // ---- the crash matrix ---------------------------------------------------------------------------------------------
@@ -548,12 +602,9 @@ int collect_tracked(std::vector<procpool::future<std::pair<int, long>>>& fs, int
 template <auto Task>
 void crash_cell(start_method method, const std::string& fault, const death& expect, int arg = 1,
                 std::size_t prefetch = 0) {
-    INFO("fault: " << fault << ", start method: " << ppt::name(method) << ", prefetch " << prefetch);
+    INFO("fault: " << fault << ", prefetch " << prefetch);
     const std::string task = name_of<Task>();
-    ppt::temp_dir dir;
-    const auto log = dir.file("executions");
     scenario_row row{fault, method, describe(expect)};
-    row.faults = 1;
     loss_log losses;
     constexpr int behind = 4, batch = 16;
     {
@@ -563,7 +614,7 @@ void crash_cell(start_method method, const std::string& fault, const death& expe
         const long worker = workers.front();
 
         auto f = p.submit<Task>(arg);
-        auto queued = submit_tracked(p, 0, behind, log);
+        auto queued = submit_tracked(p, 0, behind, row.log);
         if (prefetch > behind) {
             auto probe = p.submit<square>(3); // the worker holds prefetch jobs: this one too was sent ahead
             CHECK_FALSE(probe.cancel());
@@ -582,34 +633,42 @@ void crash_cell(start_method method, const std::string& fault, const death& expe
             CHECK_THAT(std::string(e.what()), ppt::has_substring(expect.words));
             row.observed = "worker_died: " + describe_status(e.exit_code(), e.signal());
         }
-        std::set<long> ran_in;
-        row.completed += collect_tracked(queued, 0, ran_in);
-        auto more = submit_tracked(p, behind, batch, log);
-        row.completed += collect_tracked(more, behind, ran_in);
-        row.follow_ups = behind + batch;
+        row.collect(queued, 0);
+        auto more = submit_tracked(p, behind, batch, row.log);
+        row.collect(more, behind);
+        check_replaced(p, worker, row.ran_in);
 
-        // One replacement ran every follow-up; the dead worker was reaped.
-        const auto now = p.worker_pids();
-        REQUIRE(now.size() == 1);
-        CHECK(now.front() != worker);
-        CHECK(ran_in == std::set<long>{now.front()});
-        CHECK(ppt::process_state(worker) == 0);
-
-        REQUIRE(losses.events.size() == 1);
-        const auto& lost = losses.events.front();
+        const auto& lost = losses.single();
         CHECK(lost.pid == worker);
         CHECK(lost.task == task);
         CHECK(matches(expect, lost.exit_code, lost.signal));
         CHECK_THAT(lost.reason, ppt::has_substring(task));
     }
-    std::tie(row.lost, row.duplicates) = lost_and_duplicates(log, behind + batch);
-    CHECK(row.completed == row.follow_ups);
-    CHECK(row.lost == 0);
-    CHECK(row.duplicates == 0);
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
-    row.write("crash matrix");
+    row.check_follow_ups();
+    row.close("crash matrix");
+}
+
+/// A codec that throws in the worker (`Task` on `arg`: its result's encoding, or its argument's decoding) fails that
+/// task with the very exception, an `E` saying `message`; the same worker goes on, and no loss is reported.
+template <auto Task, class E, class Arg>
+void codec_throw_cell(start_method method, const std::string& fault, const std::string& error, const Arg& arg,
+                      const std::string& message) {
+    scenario_row row{fault, method, error + ", worker kept"};
+    loss_log losses;
+    {
+        procpool::pool p{{.workers = 1, .start = method, .on_worker_lost = losses.callback()}};
+        const long worker = p.submit<pid_of>(0).get();
+        auto f = p.submit<Task>(arg);
+        auto next = p.submit<pid_of>(0);
+        CHECK_THROWS_MATCHES(f.get(), E, Catch::Matchers::Predicate<E>([&](const E& e) {
+                                 return std::string(e.what()) == message;
+                             }));
+        row.observed = error;
+        CHECK(next.get() == worker); // the same worker goes on
+        row.follow_ups = row.completed = 1;
+        CHECK(losses.events.empty());
+    }
+    row.close("crash matrix");
 }
 
 // ---- the soak -------------------------------------------------------------------------------------------------------
@@ -660,44 +719,44 @@ using namespace rel_t;
 // =====================================================================================================================
 
 TEST_CASE("crash matrix: abort() in a task", "[reliability][crash]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     crash_cell<call_abort>(method, "abort()", died_abort);
 }
 
 TEST_CASE("crash matrix with deep dispatch: the jobs sent ahead to the dead worker are requeued, not failed",
           "[reliability][crash][prefetch]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     crash_cell<call_abort>(method, "abort(), 4 jobs sent ahead", died_abort, 1, 16);
     crash_cell<kill_self>(method, "SIGKILL, 4 jobs sent ahead", died_killed, 1, 16);
 }
 
 TEST_CASE("crash matrix: raise(SIGSEGV) in a task", "[reliability][crash]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     crash_cell<raise_sigsegv>(method, "raise(SIGSEGV)", died_raise_segv);
 }
 
 TEST_CASE("crash matrix: a write through a null pointer in a task", "[reliability][crash]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     crash_cell<write_through_null>(method, "null pointer write", died_null_write);
 }
 
 TEST_CASE("crash matrix: a task that SIGKILLs its own worker (as the OOM killer would)", "[reliability][crash]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     crash_cell<kill_self>(method, "SIGKILL (OOM killer)", died_killed);
 }
 
 TEST_CASE("crash matrix: exit(0) inside a task", "[reliability][crash]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     crash_cell<exit_zero>(method, "exit(0)", {0, 0, false});
 }
 
 TEST_CASE("crash matrix: _exit(3) inside a task", "[reliability][crash]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     crash_cell<exit_three>(method, "_exit(3)", {0, 3, false});
 }
 
 TEST_CASE("crash matrix: unbounded recursion overflows a task's stack", "[reliability][crash]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     death expect = died_stack_overflow;
 #if PROCPOOL_WINDOWS
     // wine 8 does not raise STATUS_STACK_OVERFLOW: the thread that overflows its stack ends, silently, and the
@@ -709,58 +768,17 @@ TEST_CASE("crash matrix: unbounded recursion overflows a task's stack", "[reliab
 
 TEST_CASE("crash matrix: a result whose encoding throws comes back as that exception, not as a death",
           "[reliability][crash][codec]") {
-    auto method = GENERATE(from_range(ppt::all_methods));
-    INFO("start method: " << ppt::name(method));
-    scenario_row row{"result encoding throws", method, "std::length_error, worker kept"};
-    row.faults = 1;
-    loss_log losses;
-    {
-        procpool::pool p{{.workers = 1, .start = method, .on_worker_lost = losses.callback()}};
-        const long worker = p.submit<pid_of>(0).get();
-        auto f = p.submit<make_unencodable>(7);
-        auto next = p.submit<pid_of>(0);
-        CHECK_THROWS_MATCHES(f.get(), std::length_error,
-                             Catch::Matchers::Predicate<std::length_error>([](const std::length_error& e) {
-                                 return std::string(e.what()) == "unencodable: this value refuses to be encoded";
-                             }));
-        row.observed = "std::length_error";
-        CHECK(next.get() == worker); // the same worker goes on
-        row.follow_ups = 1;
-        row.completed = 1;
-        CHECK(losses.events.empty());
-    }
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
-    row.write("crash matrix");
+    REL_FOR_EACH_METHOD(ppt::all_methods);
+    codec_throw_cell<make_unencodable, std::length_error>(method, "result encoding throws", "std::length_error", 7,
+                                                          "unencodable: this value refuses to be encoded");
 }
 
 TEST_CASE("crash matrix: an argument whose decoding throws in the worker comes back as that exception",
           "[reliability][crash][codec]") {
-    auto method = GENERATE(from_range(ppt::all_methods));
-    INFO("start method: " << ppt::name(method));
-    scenario_row row{"argument decoding throws", method, "std::domain_error, worker kept"};
-    row.faults = 1;
-    loss_log losses;
-    {
-        procpool::pool p{{.workers = 1, .start = method, .on_worker_lost = losses.callback()}};
-        const long worker = p.submit<pid_of>(0).get();
-        auto f = p.submit<take_undecodable>(undecodable{5}); // encoding it in the parent works
-        auto next = p.submit<pid_of>(0);
-        CHECK_THROWS_MATCHES(f.get(), std::domain_error,
-                             Catch::Matchers::Predicate<std::domain_error>([](const std::domain_error& e) {
-                                 return std::string(e.what()) == "undecodable: this value refuses to be decoded";
-                             }));
-        row.observed = "std::domain_error";
-        CHECK(next.get() == worker);
-        row.follow_ups = 1;
-        row.completed = 1;
-        CHECK(losses.events.empty());
-    }
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
-    row.write("crash matrix");
+    REL_FOR_EACH_METHOD(ppt::all_methods);
+    codec_throw_cell<take_undecodable, std::domain_error>(method, "argument decoding throws", "std::domain_error",
+                                                          undecodable{5}, // encoding it in the parent works
+                                                          "undecodable: this value refuses to be decoded");
 }
 
 // A crash in the initializer is a start_error, not an initializer_error: initializer_error carries the exception
@@ -768,10 +786,8 @@ TEST_CASE("crash matrix: an argument whose decoding throws in the worker comes b
 // that died before it was ready; every worker runs the same initializer, so the pool cannot start.
 TEST_CASE("crash matrix: a crash in the initializer fails the pool's construction with start_error",
           "[reliability][crash][initializer]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     scenario_row row{"crash in the initializer", method, "start_error naming SIGABRT"};
-    row.faults = 1;
     loss_log losses;
     try {
         procpool::pool p{{.workers = 1,
@@ -789,12 +805,10 @@ TEST_CASE("crash matrix: a crash in the initializer fails the pool's constructio
         CHECK_THAT(what, ppt::has_substring("rel_t::init_abort"));
         row.observed = "start_error: SIGABRT";
     }
-    REQUIRE(losses.events.size() == 1);
-    CHECK(matches(died_abort, losses.events.front().exit_code, losses.events.front().signal));
-    CHECK(losses.events.front().task.empty());
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
+    const auto& lost = losses.single();
+    CHECK(matches(died_abort, lost.exit_code, lost.signal));
+    CHECK(lost.task.empty());
+    const auto after = check_nothing_left(row.before);
     // Nothing is broken for the next pool.
     procpool::pool ok{{.workers = 1, .start = method}};
     CHECK(ok.submit<square>(9).get() == 81);
@@ -804,10 +818,12 @@ TEST_CASE("crash matrix: a crash in the initializer fails the pool's constructio
 
 TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_worker_lost reports it",
           "[reliability][crash][finalizer]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
-    ppt::temp_dir dir;
-    const auto log = dir.file("executions");
+    REL_FOR_EACH_METHOD(ppt::process_methods);
+    auto check_finalizer_abort = [](const procpool::worker_lost& e) {
+        CHECK(matches(died_abort, e.exit_code, e.signal));
+        CHECK(e.task.empty());
+        CHECK_THAT(e.reason, ppt::has_substring("finalizer"));
+    };
     SECTION("at shutdown") {
         scenario_row row{"crash in the finalizer (shutdown)", method, "SIGABRT per worker, shutdown completes"};
         loss_log losses;
@@ -817,10 +833,8 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
                               .start = method,
                               .finalizer = procpool::call<fin_abort>(),
                               .on_worker_lost = losses.callback()}};
-            auto fs = submit_tracked(p, 0, 8, log);
-            std::set<long> pids;
-            row.completed = collect_tracked(fs, 0, pids);
-            row.follow_ups = 8;
+            auto fs = submit_tracked(p, 0, 8, row.log);
+            row.collect(fs, 0);
             workers = p.worker_pids();
             REQUIRE(workers.size() == 2);
             p.shutdown();
@@ -830,21 +844,13 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
         REQUIRE(losses.events.size() == 2);
         std::set<long> reported;
         for (const auto& e : losses.events) {
-            CHECK(matches(died_abort, e.exit_code, e.signal));
-            CHECK(e.task.empty());
-            CHECK_THAT(e.reason, ppt::has_substring("finalizer"));
+            check_finalizer_abort(e);
             reported.insert(e.pid);
         }
         CHECK(reported == std::set<long>(workers.begin(), workers.end()));
         row.observed = "2 × SIGABRT reported, shutdown done";
-        std::tie(row.lost, row.duplicates) = lost_and_duplicates(log, 8);
-        CHECK(row.completed == 8);
-        CHECK(row.lost == 0);
-        CHECK(row.duplicates == 0);
-        resources after;
-        CHECK(after.fds == row.before.fds);
-        CHECK(after.processes == row.before.processes);
-        row.write("crash matrix");
+        row.check_follow_ups();
+        row.close("crash matrix");
     }
     SECTION("when recycling") {
         scenario_row row{"crash in the finalizer (recycling)", method, "SIGABRT per recycled worker, tasks complete"};
@@ -856,33 +862,21 @@ TEST_CASE("crash matrix: a crash in the finalizer: shutdown completes and on_wor
                               .max_tasks_per_worker = 1,
                               .finalizer = procpool::call<fin_abort>(),
                               .on_worker_lost = losses.callback()}};
-            std::set<long> pids;
             for (int i = 0; i < tasks; ++i) {
-                auto fs = submit_tracked(p, i, 1, log);
-                row.completed += collect_tracked(fs, i, pids);
+                auto fs = submit_tracked(p, i, 1, row.log);
+                row.collect(fs, i);
             }
-            row.follow_ups = tasks;
-            CHECK(pids.size() == tasks); // a fresh worker each time
+            CHECK(row.ran_in.size() == tasks); // a fresh worker each time
         }
         // Each of the six workers crashed in its finalizer; the replacement started after the last task retires at
         // shutdown (its finalizer crashes too) if it was ready by then.
         row.faults = static_cast<int>(losses.events.size());
         CHECK(losses.events.size() >= tasks);
         CHECK(losses.events.size() <= tasks + 1);
-        for (const auto& e : losses.events) {
-            CHECK(matches(died_abort, e.exit_code, e.signal));
-            CHECK(e.task.empty());
-            CHECK_THAT(e.reason, ppt::has_substring("finalizer"));
-        }
+        for (const auto& e : losses.events) check_finalizer_abort(e);
         row.observed = std::to_string(losses.events.size()) + " × SIGABRT reported";
-        std::tie(row.lost, row.duplicates) = lost_and_duplicates(log, tasks);
-        CHECK(row.completed == tasks);
-        CHECK(row.lost == 0);
-        CHECK(row.duplicates == 0);
-        resources after;
-        CHECK(after.fds == row.before.fds);
-        CHECK(after.processes == row.before.processes);
-        row.write("crash matrix");
+        row.check_follow_ups();
+        row.close("crash matrix");
     }
 }
 
@@ -895,13 +889,9 @@ namespace rel_t {
 /// A task that blocks forever runs over `timeout`; the tasks behind it run in the replacement.
 /// With `prefetch`, the tasks behind it are sent ahead to the worker that is killed.
 void timeout_case(start_method method, bool pool_default, std::size_t prefetch = 0) {
-    INFO("start method: " << ppt::name(method) << (pool_default ? ", pool default" : ", per-task override")
-                          << ", prefetch " << prefetch);
-    ppt::temp_dir dir;
-    const auto log = dir.file("executions");
+    INFO((pool_default ? "pool default" : "per-task override") << ", prefetch " << prefetch);
     scenario_row row{pool_default ? "timeout (pool's timeout)" : "timeout (submit_with override)", method,
                      "task_timeout; worker killed and replaced"};
-    row.faults = 1;
     loss_log losses;
     constexpr int behind = 4;
     // The other tasks must never time out, however loaded the machine: with the pool default, they override it
@@ -915,8 +905,8 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
                           .prefetch = prefetch}};
         const long worker = p.worker_pids().at(0);
         auto f = pool_default ? p.submit<hang>(0) : p.submit_with<hang>({.timeout = 100ms}, 0);
-        std::vector<procpool::future<std::pair<int, long>>> queued;
-        for (int i = 0; i < behind; ++i) queued.push_back(p.submit_with<tracked>(generous, i, log));
+        tracked_futures queued;
+        for (int i = 0; i < behind; ++i) queued.push_back(p.submit_with<tracked>(generous, i, row.log));
         try {
             (void)f.get();
             FAIL("a task that never returns returned");
@@ -928,46 +918,34 @@ void timeout_case(start_method method, bool pool_default, std::size_t prefetch =
             CHECK_THAT(what, ppt::has_substring("worker pid " + std::to_string(worker)));
             row.observed = "task_timeout";
         }
-        std::set<long> ran_in;
-        row.completed = collect_tracked(queued, 0, ran_in);
-        row.follow_ups = behind;
-        const auto now = p.worker_pids();
-        REQUIRE(now.size() == 1);
-        CHECK(now.front() != worker);
-        CHECK(ran_in == std::set<long>{now.front()});
-        CHECK(ppt::process_state(worker) == 0);
-        REQUIRE(losses.events.size() == 1);
-        CHECK(losses.events.front().pid == worker);
-        CHECK(losses.events.front().signal == pool_kill_signal);
-        CHECK(losses.events.front().task == "rel_t::hang");
-        CHECK_THAT(losses.events.front().reason, ppt::has_substring("killed by the pool"));
+        row.collect(queued, 0);
+        check_replaced(p, worker, row.ran_in);
+        const auto& lost = losses.single();
+        CHECK(lost.pid == worker);
+        CHECK(lost.signal == pool_kill_signal);
+        CHECK(lost.task == "rel_t::hang");
+        CHECK_THAT(lost.reason, ppt::has_substring("killed by the pool"));
     }
-    std::tie(row.lost, row.duplicates) = lost_and_duplicates(log, behind);
-    CHECK(row.completed == behind);
-    CHECK(row.lost == 0);
-    CHECK(row.duplicates == 0);
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
-    row.write("faults");
+    row.check_follow_ups();
+    row.close("faults");
 }
 
 } // namespace rel_t
 
 TEST_CASE("timeouts: a task over the pool's timeout fails with task_timeout and its worker is replaced",
           "[reliability][timeout]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     timeout_case(method, true);
 }
 
 TEST_CASE("timeouts: a submit_with timeout overrides the pool's and fails only that task", "[reliability][timeout]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     timeout_case(method, false);
 }
 
 TEST_CASE("timeouts with deep dispatch: only the running task fails, the jobs sent ahead run in the replacement",
           "[reliability][timeout][prefetch]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     timeout_case(method, true, 16);
 }
 
@@ -977,8 +955,7 @@ TEST_CASE("timeouts with deep dispatch: only the running task fails, the jobs se
 
 TEST_CASE("retries: a task that always kills its worker fails after max_retries + 1 attempts, listing each",
           "[reliability][retries]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     scenario_row row{"max_retries = 2, always crashes", method, "worker_died listing 3 attempts"};
     loss_log losses;
     {
@@ -1012,16 +989,12 @@ TEST_CASE("retries: a task that always kills its worker fails after max_retries 
         CHECK(p.submit<square>(12).get() == 144);
         row.follow_ups = row.completed = 1;
     }
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
-    row.write("faults");
+    row.close("faults");
 }
 
 TEST_CASE("retries with deep dispatch: the crashed task runs again, the jobs sent ahead run exactly once",
           "[reliability][retries][prefetch]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     ppt::temp_dir dir;
     const auto log = dir.file("executions");
     constexpr int behind = 8;
@@ -1034,8 +1007,7 @@ TEST_CASE("retries with deep dispatch: the crashed task runs again, the jobs sen
         CHECK(f.get() == 42);
         std::set<long> pids;
         CHECK(collect_tracked(queued, 0, pids) == behind);
-        REQUIRE(losses.events.size() == 1);
-        CHECK(losses.events.front().task == "rel_t::crash_first_time");
+        CHECK(losses.single().task == "rel_t::crash_first_time");
     }
     auto [lost, duplicates] = lost_and_duplicates(log, behind);
     CHECK(lost == 0);
@@ -1043,8 +1015,7 @@ TEST_CASE("retries with deep dispatch: the crashed task runs again, the jobs sen
 }
 
 TEST_CASE("retries: a large argument is sent whole again to the replacement worker", "[reliability][retries]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     ppt::temp_dir dir;
     procpool::pool p{{.workers = 1, .start = method, .max_retries = 1}};
     std::vector<std::byte> data((std::size_t{6} << 20) + 5);
@@ -1061,32 +1032,26 @@ TEST_CASE("retries: a large argument is sent whole again to the replacement work
 
 TEST_CASE("retries: a task that crashes only on its first attempt succeeds with retries and fails without",
           "[reliability][retries]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     ppt::temp_dir dir;
     SECTION("max_retries = 1: the second attempt succeeds") {
         scenario_row row{"crashes on first attempt, max_retries = 1", method, "42 on the 2nd attempt"};
-        row.faults = 1;
         loss_log losses;
         {
             procpool::pool p{{.workers = 1, .start = method, .max_retries = 1, .on_worker_lost = losses.callback()}};
             CHECK(p.submit<crash_first_time>(dir.file("marker")).get() == 42);
             row.observed = "42";
-            REQUIRE(losses.events.size() == 1);
-            CHECK(matches(died_killed, losses.events.front().exit_code, losses.events.front().signal));
-            CHECK(losses.events.front().task == "rel_t::crash_first_time");
+            const auto& lost = losses.single();
+            CHECK(matches(died_killed, lost.exit_code, lost.signal));
+            CHECK(lost.task == "rel_t::crash_first_time");
             CHECK(p.submit<square>(3).get() == 9);
             row.follow_ups = row.completed = 1;
         }
         CHECK(ppt::read_lines(dir.file("marker")).size() == 1); // created once, by the attempt that crashed
-        resources after;
-        CHECK(after.fds == row.before.fds);
-        CHECK(after.processes == row.before.processes);
-        row.write("faults");
+        row.close("faults");
     }
     SECTION("max_retries = 0 (the default): it fails with worker_died") {
         scenario_row row{"crashes on first attempt, no retries", method, "worker_died (SIGKILL)"};
-        row.faults = 1;
         {
             procpool::pool p{{.workers = 1, .start = method}};
             try {
@@ -1103,10 +1068,7 @@ TEST_CASE("retries: a task that crashes only on its first attempt succeeds with 
             CHECK(p.submit<crash_first_time>(dir.file("marker")).get() == 42);
             row.follow_ups = row.completed = 1;
         }
-        resources after;
-        CHECK(after.fds == row.before.fds);
-        CHECK(after.processes == row.before.processes);
-        row.write("faults");
+        row.close("faults");
     }
 }
 
@@ -1116,8 +1078,7 @@ TEST_CASE("retries: a task that crashes only on its first attempt succeeds with 
 
 TEST_CASE("on_worker_lost reports each death with pid, status and task, and may submit to the pool",
           "[reliability][on_worker_lost]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     scenario_row row{"on_worker_lost submits from the callback", method, "4 events, 4 submits complete"};
     std::vector<procpool::worker_lost> events;
     std::vector<procpool::future<int>> from_callback;
@@ -1173,20 +1134,15 @@ TEST_CASE("on_worker_lost reports each death with pid, status and task, and may 
         row.observed = std::to_string(events.size()) + " events, " + std::to_string(row.completed) + " submits done";
     }
     CHECK(row.completed == 4);
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
-    row.write("faults");
+    row.close("faults");
 }
 
 // The callback runs without the pool's lock and without the role of the thread that drives the pool, so it may
 // also wait on a future or shut the pool down (both drive the pool themselves).
 TEST_CASE("on_worker_lost may wait for a task it submitted, or shut the pool down", "[reliability][on_worker_lost]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     SECTION("waiting on a future in the callback") {
         scenario_row row{"on_worker_lost waits on a future", method, "the callback gets 25"};
-        row.faults = 1;
         procpool::pool* self = nullptr;
         std::vector<int> got;
         {
@@ -1200,16 +1156,10 @@ TEST_CASE("on_worker_lost may wait for a task it submitted, or shut the pool dow
             row.follow_ups = row.completed = 2;
             row.observed = got.size() == 1 ? "callback got " + std::to_string(got.front()) : "no value";
         }
-        resources after;
-        CHECK(after.fds == row.before.fds);
-        CHECK(after.processes == row.before.processes);
-        row.write("faults");
+        row.close("faults");
     }
     SECTION("shutting the pool down in the callback") {
         scenario_row row{"on_worker_lost calls shutdown(cancel_pending)", method, "queued tasks cancelled, none lost"};
-        row.faults = 1;
-        ppt::temp_dir dir;
-        const auto log = dir.file("executions");
         procpool::pool* self = nullptr;
         constexpr int queued = 50;
         int ran = 0, cancelled = 0;
@@ -1219,7 +1169,7 @@ TEST_CASE("on_worker_lost may wait for a task it submitted, or shut the pool dow
                               }}};
             self = &p;
             auto doomed = p.submit<kill_self>(0);
-            auto fs = submit_tracked(p, 0, queued, log);
+            auto fs = submit_tracked(p, 0, queued, row.log);
             CHECK_THROWS_AS(doomed.get(), procpool::worker_died);
             for (int i = 0; i < queued; ++i) {
                 try {
@@ -1234,8 +1184,8 @@ TEST_CASE("on_worker_lost may wait for a task it submitted, or shut the pool dow
         }
         CHECK(ran + cancelled == queued);
         // Each task ran once or was cancelled before it ran.
-        auto lines = ppt::read_lines(log);
-        std::tie(row.lost, row.duplicates) = lost_and_duplicates(log, queued);
+        auto lines = ppt::read_lines(row.log);
+        std::tie(row.lost, row.duplicates) = lost_and_duplicates(row.log, queued);
         CHECK(static_cast<int>(lines.size()) == ran);
         CHECK(row.lost == cancelled);
         CHECK(row.duplicates == 0);
@@ -1243,10 +1193,7 @@ TEST_CASE("on_worker_lost may wait for a task it submitted, or shut the pool dow
         row.follow_ups = queued;
         row.completed = ran;
         row.observed = std::to_string(ran) + " ran, " + std::to_string(cancelled) + " cancelled";
-        resources after;
-        CHECK(after.fds == row.before.fds);
-        CHECK(after.processes == row.before.processes);
-        row.write("faults");
+        row.close("faults");
     }
 }
 
@@ -1256,8 +1203,7 @@ TEST_CASE("on_worker_lost may wait for a task it submitted, or shut the pool dow
 
 TEST_CASE("max_memory_per_worker: a worker that grew past it retires after delivering its result",
           "[reliability][memory]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     // The limit is set above a worker's own footprint, which sanitizer builds put far above 32 MiB.
     long baseline = 0;
     {
@@ -1269,7 +1215,6 @@ TEST_CASE("max_memory_per_worker: a worker that grew past it retires after deliv
     INFO("worker footprint " << baseline << " bytes, limit " << limit);
     SECTION("with the limit, the next task runs in another worker") {
         scenario_row row{"64 MiB kept, max_memory_per_worker = footprint + 32 MiB", method, "result delivered, worker retired"};
-        row.faults = 1;
         procpool::pool p{{.workers = 1, .start = method, .max_memory_per_worker = limit}};
         const long first = p.submit<pid_of>(0).get();
         CHECK(p.submit<pid_of>(0).get() == first); // below the limit: kept
@@ -1294,10 +1239,7 @@ TEST_CASE("max_memory_per_worker: a worker that grew past it retires after deliv
 
 TEST_CASE("a corrupt frame from a worker fails its task with protocol_error, and the worker is replaced",
           "[reliability][protocol]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
-    ppt::temp_dir dir;
-    const auto log = dir.file("executions");
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     // If a corruption went unnoticed, the task would block forever: a generous timeout turns that into a
     // failure of this test instead of a hang.
     const procpool::task_options hang_guard{.timeout = std::chrono::minutes(2)};
@@ -1305,13 +1247,12 @@ TEST_CASE("a corrupt frame from a worker fails its task with protocol_error, and
     const char* what_kind = kind == garbage ? "garbage bytes" : "result for a job never sent";
     INFO("corruption: " << what_kind);
     scenario_row row{std::string("corrupt frame: ") + what_kind, method, "protocol_error; worker replaced"};
-    row.faults = 1;
     loss_log losses;
     {
         procpool::pool p{{.workers = 1, .start = method, .on_worker_lost = losses.callback()}};
         const long worker = p.worker_pids().at(0);
         auto f = p.submit_with<corrupt_channel>(hang_guard, static_cast<int>(method), static_cast<int>(kind));
-        auto queued = submit_tracked(p, 0, 3, log);
+        auto queued = submit_tracked(p, 0, 3, row.log);
         try {
             int r = f.get();
             FAIL("the task returned " << r << " (negative: it did not find its channel)");
@@ -1322,26 +1263,14 @@ TEST_CASE("a corrupt frame from a worker fails its task with protocol_error, and
             CHECK_THAT(what, ppt::has_substring("corrupt frame"));
             row.observed = "protocol_error";
         }
-        std::set<long> ran_in;
-        row.completed = collect_tracked(queued, 0, ran_in);
-        row.follow_ups = 3;
-        const auto now = p.worker_pids();
-        REQUIRE(now.size() == 1);
-        CHECK(now.front() != worker);
-        CHECK(ran_in == std::set<long>{now.front()});
-        CHECK(ppt::process_state(worker) == 0);
-        REQUIRE(losses.events.size() == 1);
-        CHECK(losses.events.front().signal == pool_kill_signal);
-        CHECK(losses.events.front().task == "rel_t::corrupt_channel");
+        row.collect(queued, 0);
+        check_replaced(p, worker, row.ran_in);
+        const auto& lost = losses.single();
+        CHECK(lost.signal == pool_kill_signal);
+        CHECK(lost.task == "rel_t::corrupt_channel");
     }
-    std::tie(row.lost, row.duplicates) = lost_and_duplicates(log, 3);
-    CHECK(row.completed == 3);
-    CHECK(row.lost == 0);
-    CHECK(row.duplicates == 0);
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
-    row.write("faults");
+    row.check_follow_ups();
+    row.close("faults");
 }
 
 // A frame header holds a 32-bit length, and PROCPOOL_MAX_FRAME_BYTES is 4 GiB by default: no header can exceed
@@ -1350,20 +1279,16 @@ TEST_CASE("a corrupt frame from a worker fails its task with protocol_error, and
 // the task's timeout. Built with a lower limit, the header is refused at once as a protocol_error.
 TEST_CASE("a frame header with an absurd length from a worker: refused above the limit, never allocated",
           "[reliability][protocol]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     constexpr bool refusable = PROCPOOL_MAX_FRAME_BYTES < 0xffffffffull;
     scenario_row row{"frame header claiming 4 GiB − 1", method,
                      refusable ? "protocol_error" : "task_timeout (within the 4 GiB limit); nothing allocated"};
-    row.faults = 1;
-    ppt::temp_dir dir;
-    const auto log = dir.file("executions");
     const auto rss_before = procpool::platform::resident_bytes(procpool::platform::current_pid());
     {
         procpool::pool p{{.workers = 1, .start = method}};
         const long worker = p.worker_pids().at(0);
         auto f = p.submit_with<corrupt_channel>({.timeout = 200ms}, static_cast<int>(method), static_cast<int>(absurd_length));
-        auto queued = submit_tracked(p, 0, 3, log);
+        auto queued = submit_tracked(p, 0, 3, row.log);
         try {
             int r = f.get();
             FAIL("the task returned " << r << " (negative: it did not find its channel)");
@@ -1377,23 +1302,16 @@ TEST_CASE("a frame header with an absurd length from a worker: refused above the
             CHECK(!refusable);
             row.observed = "task_timeout";
         }
-        std::set<long> ran_in;
-        row.completed = collect_tracked(queued, 0, ran_in);
-        row.follow_ups = 3;
-        CHECK(ran_in.count(worker) == 0);
+        row.collect(queued, 0);
+        CHECK(row.ran_in.count(worker) == 0);
     }
     const auto rss_after = procpool::platform::resident_bytes(procpool::platform::current_pid());
     const auto grown = rss_after > rss_before ? rss_after - rss_before : 0;
     INFO("the parent's resident memory grew by " << grown << " bytes");
     CHECK(grown < (std::size_t{256} << 20)); // far below the 4 GiB the header claimed
     row.observed += ", parent grew " + std::to_string(grown >> 20) + " MiB";
-    std::tie(row.lost, row.duplicates) = lost_and_duplicates(log, 3);
-    CHECK(row.lost == 0);
-    CHECK(row.duplicates == 0);
-    resources after;
-    CHECK(after.fds == row.before.fds);
-    CHECK(after.processes == row.before.processes);
-    row.write("faults");
+    row.check_ran_once(3);
+    row.close("faults");
 }
 
 // =====================================================================================================================
@@ -1402,8 +1320,7 @@ TEST_CASE("a frame header with an absurd length from a worker: refused above the
 
 TEST_CASE("chaos soak: random crashes and timeouts, every task resolves exactly once as planned",
           "[reliability][soak]") {
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     // 100,000 tasks in CI; a fifth of that under the sanitizers, where every process start is ~10x slower.
     // 10,000 on Windows, where a process start costs more: under wine, 10,000 take ~6 s and 100,000 ~90 s.
     const std::uint64_t tasks =
@@ -1475,7 +1392,7 @@ TEST_CASE("chaos soak: random crashes and timeouts, every task resolves exactly 
         }
     }
     const double seconds = ms_since(t0) / 1000;
-    resources after;
+    const auto after = check_nothing_left(before);
     auto [lost, dups] = lost_and_duplicates(log, tasks);
 
     for (const auto& w : first_wrong) UNSCOPED_INFO(w);
@@ -1487,8 +1404,6 @@ TEST_CASE("chaos soak: random crashes and timeouts, every task resolves exactly 
     CHECK(lost == 0);
     CHECK(dups == 0);
     CHECK(lost_events == planned_crashes + planned[c_hang]); // on_worker_lost: once per death, nothing else
-    CHECK(after.fds == before.fds);
-    CHECK(after.processes == before.processes);
 
     std::printf("chaos soak (%s, %zu workers, seed %llu): %llu tasks in %.2f s: %llu values, %llu exceptions, "
                 "%llu crashes (SIGKILL %llu, abort %llu, _exit %llu, SIGSEGV %llu), %llu timeouts; wrong %llu, lost "
@@ -1540,7 +1455,7 @@ TEST_CASE("descriptors stay level across 1000 recycles (fork, max_tasks_per_work
         }
     }
     const double ms = ms_since(t0);
-    resources after;
+    const auto after = check_nothing_left(before);
     std::string trace;
     for (int s : samples) { // appended in two steps: g++ 12 -O3 warns (-Wrestrict) on "" + std::string&&
         if (!trace.empty()) trace += ' ';
@@ -1555,8 +1470,6 @@ TEST_CASE("descriptors stay level across 1000 recycles (fork, max_tasks_per_work
     // predecessor's (until its end of stream is read) and a starting replacement's. How many predecessors are still
     // closing depends on scheduling, hence the slack; a leak of one descriptor per recycle would reach hundreds.
     CHECK(peak <= with_pool + 16);
-    CHECK(after.fds == before.fds);
-    CHECK(after.processes == before.processes);
     report("recycle",
            cells("start", "workers", "recycles", "descriptors before", "with the pool", "after each 100 tasks",
                  "peak", "after", "processes before → after", "time (ms)"),
@@ -1573,8 +1486,7 @@ TEST_CASE("a parent killed with SIGKILL takes its workers with it", "[reliabilit
 #if PROCPOOL_WINDOWS
     FAIL("POSIX only (fork, SIGKILL, waitpid): the [posix] tag excludes it from Windows runs");
 #else
-    auto method = GENERATE(from_range(ppt::process_methods));
-    INFO("start method: " << ppt::name(method));
+    REL_FOR_EACH_METHOD(ppt::process_methods);
     ppt::temp_dir dir;
     const auto started = dir.file("started");
     REQUIRE(::mkfifo(started.c_str(), 0600) == 0);
@@ -1661,9 +1573,7 @@ TEST_CASE("a parent killed with SIGKILL takes its workers with it", "[reliabilit
     std::printf("parent killed (%s): its %zu processes were gone %.2f ms after SIGKILL\n", ppt::name(method),
                 pids.size(), took);
     std::fflush(stdout);
-    resources after;
-    CHECK(after.processes == before.processes);
-    CHECK(after.fds == before.fds);
+    check_nothing_left(before);
     report("parent death",
            cells("start", "processes below the killed parent", "all gone within the 5 s limit", "time until all gone (ms)"),
            cells(ppt::name(method),
