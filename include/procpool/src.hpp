@@ -12,6 +12,7 @@
 #endif
 
 #include <procpool/procpool.hpp>
+#include <procpool/detail/future_impl.hpp>
 #include <procpool/detail/pool_impl.hpp>
 #include <procpool/detail/worker_main.hpp>
 
