@@ -13,7 +13,6 @@
 #include <procpool/config.hpp>
 #include <procpool/error.hpp>
 
-#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,64 +56,20 @@ public:
         return *r;
     }
 
-    bool add(std::string name, context_entry e) {
-        std::lock_guard lock(mutex_);
-        auto it = entries_.find(name);
-        if (it != entries_.end() && it->second.origin != e.origin)
-            conflicts_.push_back("context \"" + name + "\" is registered twice: at " + it->second.origin + " and at " +
-                                 e.origin);
-        else entries_.emplace(std::move(name), std::move(e));
-        return true;
-    }
+    /// Adds a context; a second registration of its name elsewhere is kept as a conflict for verify().
+    PROCPOOL_DECL bool add(std::string name, context_entry e);
 
-    [[nodiscard]] bool empty() const {
-        std::lock_guard lock(mutex_);
-        return entries_.empty();
-    }
+    /// Whether no context is registered.
+    [[nodiscard]] PROCPOOL_DECL bool empty() const;
 
     /// \throws registry_error for two contexts with one name.
-    void verify() const {
-        std::lock_guard lock(mutex_);
-        if (conflicts_.empty()) return;
-        std::string msg = "procpool: ";
-        for (const auto& c : conflicts_) msg += c + "; ";
-        msg += "give each context its own name.";
-        throw registry_error(msg);
-    }
+    PROCPOOL_DECL void verify() const;
 
     /// Reads every context through its getter.
-    [[nodiscard]] context_snapshot capture() const {
-        std::lock_guard lock(mutex_);
-        context_snapshot out;
-        out.reserve(entries_.size());
-        for (const auto& [name, e] : entries_) {
-            context_value v{name, {}};
-            writer w(v.value);
-            e.capture(w);
-            out.push_back(std::move(v));
-        }
-        return out;
-    }
+    [[nodiscard]] PROCPOOL_DECL context_snapshot capture() const;
 
     /// Applies values through the setters. \throws error naming an unknown context, protocol_error on bad bytes.
-    void apply(const context_snapshot& values) const {
-        for (const auto& v : values) {
-            const context_entry* e = nullptr;
-            {
-                std::lock_guard lock(mutex_);
-                auto it = entries_.find(v.name);
-                if (it != entries_.end()) e = &it->second;
-            }
-            if (!e)
-                throw error("procpool: the parent sent context \"" + v.name +
-                            "\", which this worker has not registered. Register it with PROCPOOL_CONTEXT in a "
-                            "source file linked into the worker's executable.");
-            reader r(v.value);
-            e->apply(r);
-            if (r.remaining() != 0)
-                throw protocol_error("procpool: corrupt value for context \"" + v.name + "\"", r.offset());
-        }
-    }
+    PROCPOOL_DECL void apply(const context_snapshot& values) const;
 
 private:
     mutable std::mutex mutex_;
@@ -137,25 +92,10 @@ struct context_def {
 };
 
 /// The names of the contexts whose values differ between two snapshots (both sorted by name).
-inline std::vector<std::string> changed_contexts(const context_snapshot& before, const context_snapshot& after) {
-    std::vector<std::string> out;
-    for (const auto& a : after) {
-        auto it = std::find_if(before.begin(), before.end(), [&](const context_value& b) { return b.name == a.name; });
-        if (it == before.end() || it->value != a.value) out.push_back(a.name);
-    }
-    return out;
-}
+PROCPOOL_DECL std::vector<std::string> changed_contexts(const context_snapshot& before, const context_snapshot& after);
 
 /// The entries of `now` that differ from `applied` (what a worker already has).
-inline context_snapshot context_delta(const context_snapshot* applied, const context_snapshot& now) {
-    if (!applied) return now;
-    context_snapshot out;
-    for (const auto& v : now) {
-        auto it = std::find_if(applied->begin(), applied->end(), [&](const context_value& a) { return a.name == v.name; });
-        if (it == applied->end() || it->value != v.value) out.push_back(v);
-    }
-    return out;
-}
+PROCPOOL_DECL context_snapshot context_delta(const context_snapshot* applied, const context_snapshot& now);
 
 } // namespace detail
 
@@ -174,5 +114,9 @@ PROCPOOL_END_NAMESPACE
 #define PROCPOOL_CONTEXT(name, getter, setter)                                                                         \
     [[maybe_unused]] static const bool PROCPOOL_DETAIL_CAT(procpool_detail_context_, __COUNTER__) =                   \
         ::procpool::detail::context_def<getter, setter>::register_context(name, __FILE__, __LINE__)
+
+#if PROCPOOL_HEADER_ONLY
+#include <procpool/detail/context_impl.hpp>
+#endif
 
 #endif // PROCPOOL_CONTEXT_HPP

@@ -5,14 +5,11 @@
 
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
-#include <procpool/detail/per_thread.hpp>
 #include <procpool/error.hpp>
-#include <procpool/log.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <concepts>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -70,32 +67,14 @@ protected:
 
 /// Done-callbacks whose state completed on this thread, run when the thread no longer holds a pool's lock
 /// (run_pending_callbacks). Per thread, so that a callback runs on the thread that completed its state.
-inline std::vector<std::function<void()>>& pending_callbacks() noexcept {
-    struct tag {};
-    return per_thread<std::vector<std::function<void()>>, tag>();
-}
+PROCPOOL_DECL std::vector<std::function<void()>>& pending_callbacks() noexcept;
 
 /// Runs one done-callback; an exception it throws is contained and logged (at log_level::info).
-inline void run_callback(std::function<void()>& f) noexcept {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        log(log_level::info, [&] { return std::string("an on_done callback threw (ignored): ") + e.what(); });
-    } catch (...) {
-        log(log_level::info, [] { return std::string("an on_done callback threw a non-standard exception (ignored)"); });
-    }
-}
+PROCPOOL_DECL void run_callback(std::function<void()>& f) noexcept;
 
 /// Runs the done-callbacks this thread has collected. Called where no pool lock is held: after a wait, a submit,
 /// a cancel, a shutdown, and by a driving thread after each round once it has released the pool's lock.
-inline void run_pending_callbacks() noexcept {
-    auto& pending = pending_callbacks();
-    while (!pending.empty()) {
-        std::vector<std::function<void()>> batch;
-        batch.swap(pending); // a callback may complete more states (and add to the list) while these run
-        for (auto& f : batch) run_callback(f);
-    }
-}
+PROCPOOL_DECL void run_pending_callbacks() noexcept;
 
 /// Runs the pending callbacks when a waiting call returns, also by an exception.
 struct callbacks_after {
@@ -105,13 +84,14 @@ struct callbacks_after {
     ~callbacks_after() { run_pending_callbacks(); }
 };
 
-inline std::exception_ptr exception_from_record(const exception_record& rec) {
-    try {
-        throw_exception_record(rec);
-    } catch (...) {
-        return std::current_exception();
-    }
-}
+PROCPOOL_DECL std::exception_ptr exception_from_record(const exception_record& rec);
+
+/// Reads a failed outcome's exception record (after its `false`) and returns it as an exception. Not a template,
+/// so that decoding the record is compiled once (detail/future_impl.hpp), not for every result type.
+PROCPOOL_DECL std::exception_ptr read_task_error(reader& r);
+
+/// A batch result whose count is not its chunk's. \throws protocol_error.
+[[noreturn]] PROCPOOL_DECL void throw_batch_count(std::size_t expected, std::uint64_t got, std::size_t offset);
 
 /// Shared state of one job (a task or a chunk of a map). Completed once, under the pool's lock.
 struct state_base {
@@ -120,68 +100,29 @@ struct state_base {
     std::atomic<bool> done{false};
     std::exception_ptr error;     // the job as a whole failed (worker died, cancelled, pool closed...)
     std::weak_ptr<engine> owner;  // drives progress; weak, so a future does not keep a pool alive
-    virtual ~state_base() = default;
+    state_base() = default;
+    state_base(const state_base&) = delete;
+    state_base& operator=(const state_base&) = delete;
+    PROCPOOL_DECL virtual ~state_base();
 
     /// Reads a result payload (outcome of a task, or count + outcomes of a batch). \throws protocol_error.
     virtual void deliver(reader& r) = 0;
 
-    void fail(std::exception_ptr e) {
-        error = std::move(e);
-        complete();
-    }
-    void deliver_payload(std::span<const std::byte> payload) {
-        try {
-            reader r(payload);
-            deliver(r);
-            if (r.remaining() != 0)
-                throw protocol_error("procpool: corrupt result: " + std::to_string(r.remaining()) + " trailing bytes",
-                                     r.offset());
-        } catch (...) {
-            error = std::current_exception();
-        }
-        complete();
-    }
+    PROCPOOL_DECL void fail(std::exception_ptr e);
+    PROCPOOL_DECL void deliver_payload(std::span<const std::byte> payload);
 
     /// Marks the state done, tells its listeners, and hands its done-callbacks to this thread's pending list (run
     /// once the pool's lock is released: never under it).
-    void complete() noexcept {
-        std::unique_ptr<hook_list> h;
-        {
-            std::lock_guard lk(hooks_lock_);
-            done.store(true, std::memory_order_release);
-            h = std::move(hooks_);
-            if (h)
-                for (auto& [l, tag] : h->listeners) l->completed(tag);
-        }
-        if (!h || h->callbacks.empty()) return;
-        auto& pending = pending_callbacks();
-        for (auto& f : h->callbacks) pending.push_back(std::move(f));
-    }
+    PROCPOOL_DECL void complete() noexcept;
     /// Tells `l` (with `tag`) when the state completes. False, and nothing registered, when it is already done.
-    bool listen(completion_listener* l, std::size_t tag) {
-        std::lock_guard lk(hooks_lock_);
-        if (done.load(std::memory_order_relaxed)) return false;
-        hooks().listeners.emplace_back(l, tag);
-        return true;
-    }
+    PROCPOOL_DECL bool listen(completion_listener* l, std::size_t tag);
     /// Removes `l`; once this returns, `l` is not called for this state (a completion in progress has finished).
-    void unlisten(completion_listener* l) noexcept {
-        std::lock_guard lk(hooks_lock_);
-        if (hooks_) std::erase_if(hooks_->listeners, [&](const auto& x) { return x.first == l; });
-    }
+    PROCPOOL_DECL void unlisten(completion_listener* l) noexcept;
     /// Keeps `f` to run when the state completes. False (and `f` untouched) when it is already done.
-    bool add_callback(std::function<void()>& f) {
-        std::lock_guard lk(hooks_lock_);
-        if (done.load(std::memory_order_relaxed)) return false;
-        hooks().callbacks.push_back(std::move(f));
-        return true;
-    }
+    PROCPOOL_DECL bool add_callback(std::function<void()>& f);
 
 private:
-    struct hook_list {
-        std::vector<std::pair<completion_listener*, std::size_t>> listeners;
-        std::vector<std::function<void()>> callbacks;
-    };
+    struct hook_list;
     /// A lock of one byte: every queued task has a state, and few are ever watched, so no std::mutex (40 bytes)
     /// per state. Held for a few instructions (a push, or telling the listeners), never while waiting.
     class tiny_lock {
@@ -195,18 +136,15 @@ private:
     private:
         std::atomic<bool> locked_{false};
     };
-    hook_list& hooks() {
-        if (!hooks_) hooks_ = std::make_unique<hook_list>();
-        return *hooks_;
-    }
-    tiny_lock hooks_lock_;             // the hooks, and the moment `done` becomes true
-    std::unique_ptr<hook_list> hooks_; // allocated by the first listener or callback
+    PROCPOOL_DECL hook_list& hooks();
+    tiny_lock hooks_lock_; // the hooks, and the moment `done` becomes true
+    hook_list* hooks_ = nullptr; // allocated by the first listener or callback; owned (deleted by ~state_base)
 };
 
 /// A state no job completes: what a wait over several pools hands each engine's wait(), completed (done set) by
 /// the waiter when any watched state completes.
 struct signal_state final : state_base {
-    void deliver(reader&) override {}
+    PROCPOOL_DECL void deliver(reader&) override;
 };
 
 /// Reads one outcome: true + value, or false + exception record.
@@ -216,7 +154,7 @@ void read_outcome(reader& r, std::optional<T>& value, std::exception_ptr& error)
         if constexpr (std::is_void_v<T>) value.emplace();
         else value.emplace(r.read<T>());
     } else {
-        error = exception_from_record(r.read<exception_record>());
+        error = read_task_error(r);
     }
 }
 
@@ -233,7 +171,7 @@ struct value_state final : state_base {
             if constexpr (std::is_void_v<T>) value.emplace();
             else value.emplace(r.read<T>());
         } else {
-            task_error = exception_from_record(r.read<exception_record>());
+            task_error = read_task_error(r);
         }
     }
 };
@@ -245,34 +183,22 @@ struct batch_state final : state_base {
     std::size_t first_index = 0; // position of this chunk's first item in the input
     void deliver(reader& r) override {
         auto n = r.read<std::uint64_t>();
-        if (n != values.size())
-            throw protocol_error("procpool: corrupt result: batch of " + std::to_string(values.size()) +
-                                     " answered with " + std::to_string(n) + " outcomes",
-                                 r.offset());
+        if (n != values.size()) throw_batch_count(values.size(), n, r.offset());
         for (std::size_t i = 0; i < values.size(); ++i) {
             if (r.read<bool>()) {
                 if constexpr (std::is_void_v<T>) values[i].emplace();
                 else values[i].emplace(r.read<T>());
             } else {
                 if (errors.empty()) errors.resize(values.size());
-                errors[i] = exception_from_record(r.read<exception_record>());
+                errors[i] = read_task_error(r);
             }
         }
     }
 };
 
-inline void wait_state(state_base& s, std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) {
-    if (s.done.load(std::memory_order_acquire)) return;
-    callbacks_after run;
-    if (auto e = s.owner.lock()) {
-        e->wait(s, deadline);
-        return;
-    }
-    // The pool is gone and nothing will complete this state (the pool fails every state before it goes).
-    if (!s.done.load(std::memory_order_acquire))
-        s.fail(std::make_exception_ptr(pool_closed("procpool: the pool was destroyed before task \"" + s.task +
-                                                   "\" completed")));
-}
+/// Waits for `s`, driving its pool; fails it with pool_closed when the pool is gone.
+PROCPOOL_DECL void wait_state(state_base& s,
+                              std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
 /// The states of many futures, in the order they complete: as_completed, wait_any, map's progress. Linear: each
 /// state is registered once and reports its own completion (completion_listener), so taking the next one costs
@@ -287,94 +213,22 @@ public:
     completion_queue() = default;
     completion_queue(const completion_queue&) = delete;
     completion_queue& operator=(const completion_queue&) = delete;
-    ~completion_queue() {
-        for (auto& s : watched_)
-            if (s) s->unlisten(this);
-    }
+    PROCPOOL_DECL ~completion_queue();
 
     /// Watches `s` under `tag` (a dense index: the caller's position). A state already done is queued at once;
     /// one whose pool is gone is failed with pool_closed first.
-    void watch(std::shared_ptr<state_base> s, std::size_t tag) {
-        auto e = s->owner.lock();
-        if (!e && !s->done.load(std::memory_order_acquire)) wait_state(*s); // fails it: nothing would complete it
-        std::unique_lock lk(m_);
-        ++open_;
-        if (!e || s->done.load(std::memory_order_acquire)) {
-            ready_.push_back(tag);
-            return;
-        }
-        if (tag >= watched_.size()) {
-            watched_.resize(tag + 1);
-            engine_of_.resize(tag + 1, 0);
-        }
-        std::size_t k = 0;
-        while (k < engines_.size() && engines_[k].raw != e.get()) ++k;
-        if (k == engines_.size()) engines_.push_back(entry{e, e.get(), 0, std::make_unique<signal_state>()});
-        ++engines_[k].pending; // counted before listen(): completed() may run as soon as it is registered
-        engine_of_[tag] = k;
-        watched_[tag] = s; // kept alive while registered: the caller may drop its future meanwhile
-        lk.unlock();       // listen() takes the state's lock, which completed() holds when it takes m_
-        if (s->listen(this, tag)) return;
-        lk.lock();
-        --engines_[k].pending;
-        watched_[tag].reset();
-        ready_.push_back(tag);
-    }
+    PROCPOOL_DECL void watch(std::shared_ptr<state_base> s, std::size_t tag);
     /// Prepares for tags below `n` (saves the resizing of watch()).
-    void reserve(std::size_t n) {
-        std::lock_guard lk(m_);
-        if (n > watched_.size()) {
-            watched_.resize(n);
-            engine_of_.resize(n, 0);
-        }
-    }
+    PROCPOOL_DECL void reserve(std::size_t n);
 
     /// The tag of the next completed state (each once), waiting and driving the pools until there is one; nothing
     /// when every watched state has been taken.
-    std::optional<std::size_t> next() {
-        callbacks_after run;
-        std::unique_lock lk(m_);
-        for (;;) {
-            if (!ready_.empty()) {
-                auto tag = ready_.front();
-                ready_.pop_front();
-                if (tag < watched_.size()) watched_[tag].reset(); // completed: no longer registered with the state
-                --open_;
-                return tag;
-            }
-            if (open_ == 0) return std::nullopt;
-            std::vector<std::pair<std::shared_ptr<engine>, signal_state*>> active;
-            std::vector<std::shared_ptr<state_base>> orphans;
-            for (std::size_t k = 0; k < engines_.size(); ++k) {
-                auto& x = engines_[k];
-                if (x.pending == 0) continue;
-                x.signal->done.store(false, std::memory_order_relaxed); // under m_: completed() sets it after this
-                if (auto e = x.e.lock()) {
-                    active.emplace_back(std::move(e), x.signal.get());
-                } else { // the pool is gone without failing these (it fails every state first): fail them here
-                    for (std::size_t t = 0; t < watched_.size(); ++t)
-                        if (watched_[t] && engine_of_[t] == k) orphans.push_back(watched_[t]);
-                }
-            }
-            lk.unlock();
-            for (auto& o : orphans) wait_state(*o);
-            if (orphans.empty()) drive(active);
-            lk.lock();
-        }
-    }
+    PROCPOOL_DECL std::optional<std::size_t> next();
 
     /// Number of watched states not yet taken by next().
-    [[nodiscard]] std::size_t open() const {
-        std::lock_guard lk(m_);
-        return open_;
-    }
+    [[nodiscard]] PROCPOOL_DECL std::size_t open() const;
 
-    void completed(std::size_t tag) noexcept override {
-        std::lock_guard lk(m_);
-        ready_.push_back(tag);
-        --engines_[engine_of_[tag]].pending;
-        for (auto& x : engines_) x.signal->done.store(true, std::memory_order_release);
-    }
+    PROCPOOL_DECL void completed(std::size_t tag) noexcept override;
 
 private:
     struct entry {
@@ -385,40 +239,7 @@ private:
     };
 
     /// Drives the engines in `active` until one of the watched states completes.
-    static void drive(const std::vector<std::pair<std::shared_ptr<engine>, signal_state*>>& active) {
-        if (active.size() == 1) {
-            active[0].first->wait(*active[0].second, std::nullopt);
-            return;
-        }
-        std::vector<std::exception_ptr> errors(active.size());
-        auto stop_all = [&](std::size_t except) noexcept {
-            for (auto& x : active) x.second->done.store(true, std::memory_order_release);
-            for (std::size_t k = 0; k < active.size(); ++k)
-                if (k != except) active[k].first->interrupt();
-        };
-        auto run = [&](std::size_t i) noexcept {
-            try {
-                active[i].first->wait(*active[i].second, std::nullopt);
-            } catch (...) {
-                errors[i] = std::current_exception();
-            }
-            run_pending_callbacks(); // on this thread, which completed them
-            stop_all(i);
-        };
-        std::vector<std::thread> drivers;
-        drivers.reserve(active.size() - 1);
-        try {
-            for (std::size_t i = 1; i < active.size(); ++i) drivers.emplace_back(run, i);
-        } catch (...) { // no thread for one of them: stop the ones started, and report it
-            stop_all(active.size());
-            for (auto& t : drivers) t.join();
-            throw;
-        }
-        run(0);
-        for (auto& t : drivers) t.join();
-        for (auto& x : errors)
-            if (x) std::rethrow_exception(x);
-    }
+    PROCPOOL_DECL static void drive(const std::vector<std::pair<std::shared_ptr<engine>, signal_state*>>& active);
 
     mutable std::mutex m_;
     std::deque<std::size_t> ready_;         // completed, not yet taken
@@ -722,5 +543,9 @@ template <class T>
 as_completed(std::vector<future<T>>&) -> as_completed<T>;
 
 PROCPOOL_END_NAMESPACE
+
+#if PROCPOOL_HEADER_ONLY
+#include <procpool/detail/future_impl.hpp>
+#endif
 
 #endif // PROCPOOL_FUTURE_HPP

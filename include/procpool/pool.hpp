@@ -382,15 +382,7 @@ private:
     void check_owner() const;
     /// The parent's contexts now, shared with the previous capture when nothing changed (so dispatch compares
     /// pointers). Nothing when no context is registered, or in process (the caller's state is live there).
-    std::shared_ptr<const detail::context_snapshot> capture_contexts() {
-        auto& reg = detail::context_registry::instance();
-        if (!engine_->remote() || reg.empty()) return nullptr;
-        auto now = reg.capture();
-        std::lock_guard lock(contexts_mutex_);
-        if (!last_contexts_ || *last_contexts_ != now)
-            last_contexts_ = std::make_shared<const detail::context_snapshot>(std::move(now));
-        return last_contexts_;
-    }
+    PROCPOOL_DECL std::shared_ptr<const detail::context_snapshot> capture_contexts();
     void enqueue(detail::job j) {
         check_owner();
         detail::check_shareable(j.shared, engine_->remote());
@@ -479,18 +471,7 @@ inline std::size_t pool::default_chunksize(std::size_t total) const noexcept {
 
 namespace detail {
 /// The chunk size a map uses: the option, else `automatic`; 1 with a per-item timeout (refusing a larger one).
-inline std::size_t chunksize_for(const map_options& o, std::size_t automatic) {
-    if (o.timeout.count() < 0)
-        throw std::invalid_argument("procpool: map_options::timeout is negative; give a positive per-item limit, or "
-                                    "0 for none.");
-    if (o.timeout.count() == 0) return o.chunksize ? o.chunksize : automatic;
-    if (o.chunksize > 1)
-        throw std::invalid_argument("procpool: map_options::timeout is per item, so each item is sent alone; it "
-                                    "cannot be combined with chunksize " + std::to_string(o.chunksize) +
-                                    ". Leave chunksize at 0 (or 1), or use pool_options::timeout for a limit "
-                                    "per chunk.");
-    return 1;
-}
+PROCPOOL_DECL std::size_t chunksize_for(const map_options& o, std::size_t automatic);
 } // namespace detail
 
 template <auto Task, class It, class End>

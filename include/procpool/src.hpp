@@ -12,7 +12,12 @@
 #endif
 
 #include <procpool/procpool.hpp>
+#include <procpool/detail/context_impl.hpp>
+#include <procpool/detail/error_impl.hpp>
+#include <procpool/detail/future_impl.hpp>
 #include <procpool/detail/pool_impl.hpp>
+#include <procpool/detail/shared_handles_impl.hpp>
+#include <procpool/detail/task_impl.hpp>
 #include <procpool/detail/worker_main.hpp>
 
 #endif // PROCPOOL_SRC_HPP

@@ -288,49 +288,18 @@ public:
         return *r;
     }
 
-    bool add(task_entry e) {
-        std::lock_guard lock(mutex_);
-        if (e.plugin.empty()) e.plugin = loading_;
-        auto it = tasks_.find(e.name);
-        if (it == tasks_.end()) {
-            tasks_.emplace(e.name, std::move(e));
-        } else if (it->second.origin != e.origin || it->second.signature != e.signature) {
-            conflicts_.push_back("task name \"" + e.name + "\" is registered twice: at " + it->second.origin +
-                                 " and at " + e.origin);
-        }
-        return true;
-    }
+    /// Adds a task; a second registration of its name elsewhere is kept as a conflict for verify().
+    PROCPOOL_DECL bool add(task_entry e);
 
-    [[nodiscard]] const task_entry* find(std::string_view name) const {
-        std::lock_guard lock(mutex_);
-        auto it = tasks_.find(std::string(name));
-        return it == tasks_.end() ? nullptr : &it->second;
-    }
+    /// The task registered under `name`, or nullptr.
+    [[nodiscard]] PROCPOOL_DECL const task_entry* find(std::string_view name) const;
 
     /// \throws registry_error naming both registrations of every duplicated name.
-    void verify() const {
-        std::lock_guard lock(mutex_);
-        if (conflicts_.empty()) return;
-        std::string msg = "procpool: ";
-        for (const auto& c : conflicts_) msg += c + "; ";
-        msg += "give one of them a distinct name with PROCPOOL_TASK_AS(\"name\", fn).";
-        throw registry_error(msg);
-    }
+    PROCPOOL_DECL void verify() const;
 
     /// Stable hash of every (name, signature) the executable itself registers (plugins are loaded, in order,
     /// after the handshake): equal in two processes exactly when they are the same build.
-    [[nodiscard]] std::uint64_t hash() const {
-        std::lock_guard lock(mutex_);
-        std::uint64_t h = 14695981039346656037ull;
-        for (const auto& [name, e] : tasks_) { // std::map: sorted, so the order of registration does not matter
-            if (!e.plugin.empty()) continue;
-            h = fnv1a(h, name);
-            h = fnv1a(h, std::string_view("\0", 1));
-            h = fnv1a(h, e.signature);
-            h = fnv1a(h, std::string_view("\0", 1));
-        }
-        return h;
-    }
+    [[nodiscard]] PROCPOOL_DECL std::uint64_t hash() const;
 
     /// Calls f(entry) for every task (the plugin entry point exports them this way).
     template <class F>
@@ -341,17 +310,10 @@ public:
 
     /// While a plugin loads, tasks that register themselves (into this registry, when the plugin shares it)
     /// are marked as the plugin's.
-    void set_loading(std::string plugin) {
-        std::lock_guard lock(mutex_);
-        loading_ = std::move(plugin);
-    }
+    PROCPOOL_DECL void set_loading(std::string plugin);
 
-    [[nodiscard]] std::vector<std::string> names() const {
-        std::lock_guard lock(mutex_);
-        std::vector<std::string> out;
-        for (const auto& kv : tasks_) out.push_back(kv.first);
-        return out;
-    }
+    /// Every registered name, sorted.
+    [[nodiscard]] PROCPOOL_DECL std::vector<std::string> names() const;
 
 private:
     mutable std::mutex mutex_;
@@ -359,6 +321,10 @@ private:
     std::vector<std::string> conflicts_;
     std::string loading_;
 };
+
+/// Adds a task to the process's registry (PROCPOOL_TASK): the part of a registration that is not a template.
+PROCPOOL_DECL bool register_task_entry(std::string_view name, const char* signature, invoker_fn invoke,
+                                       const char* file, int line);
 
 template <auto Task>
 struct task_base {
@@ -372,10 +338,8 @@ struct task_base {
     static constexpr std::size_t arity = signature::arity;
 
     static bool register_task(std::string_view name, const char* file, int line) {
-        return registry::instance().add(task_entry{std::string(strip_name(name)),
-                                                   typeid(typename signature::wire_signature).name(),
-                                                   &invoke_task<Task>, std::string(file) + ":" + std::to_string(line),
-                                                   {}});
+        return register_task_entry(name, typeid(typename signature::wire_signature).name(), &invoke_task<Task>, file,
+                                   line);
     }
 };
 
@@ -408,5 +372,9 @@ PROCPOOL_END_NAMESPACE
         static constexpr ::std::string_view name = ::procpool::detail::strip_name(task_name);                         \
         static inline const bool registered_at_startup = register_task(task_name, __FILE__, __LINE__);                \
     }
+
+#if PROCPOOL_HEADER_ONLY
+#include <procpool/detail/task_impl.hpp>
+#endif
 
 #endif // PROCPOOL_TASK_HPP

@@ -78,6 +78,29 @@ PROCPOOL_DECL void pool::shutdown(shutdown_mode mode) {
     engine_->shutdown(mode == shutdown_mode::cancel_pending);
 }
 
+PROCPOOL_DECL std::shared_ptr<const detail::context_snapshot> pool::capture_contexts() {
+    auto& reg = detail::context_registry::instance();
+    if (!engine_->remote() || reg.empty()) return nullptr;
+    auto now = reg.capture();
+    std::lock_guard lock(contexts_mutex_);
+    if (!last_contexts_ || *last_contexts_ != now)
+        last_contexts_ = std::make_shared<const detail::context_snapshot>(std::move(now));
+    return last_contexts_;
+}
+
+PROCPOOL_DECL std::size_t detail::chunksize_for(const map_options& o, std::size_t automatic) {
+    if (o.timeout.count() < 0)
+        throw std::invalid_argument("procpool: map_options::timeout is negative; give a positive per-item limit, or "
+                                    "0 for none.");
+    if (o.timeout.count() == 0) return o.chunksize ? o.chunksize : automatic;
+    if (o.chunksize > 1)
+        throw std::invalid_argument("procpool: map_options::timeout is per item, so each item is sent alone; it "
+                                    "cannot be combined with chunksize " + std::to_string(o.chunksize) +
+                                    ". Leave chunksize at 0 (or 1), or use pool_options::timeout for a limit "
+                                    "per chunk.");
+    return 1;
+}
+
 PROCPOOL_END_NAMESPACE
 
 #endif // PROCPOOL_DETAIL_POOL_IMPL_HPP
