@@ -23,14 +23,13 @@
 #include <procpool/platform/platform.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <exception>
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <tuple>
-#include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
 
@@ -117,75 +116,42 @@ inline std::exception_ptr limit_death(const pool_options& o, const platform::exi
 
 #if PROCPOOL_POSIX
 /// The worker's side of per-task isolation: runs each job in a fresh fork of this (warm) worker.
-///
-/// A task process says it answered through a pipe before it exits, and the worker goes on at once: the child's exit
-/// (tearing down its copy of the address space, as long as the fork itself on some systems) overlaps the next job
-/// instead of delaying it. The worker reaps such children later, without waiting; only a child that ended without
-/// answering is waited for, for its exit status.
 class task_forker {
 public:
-    task_forker() = default;
-    task_forker(const task_forker&) = delete;
-    task_forker& operator=(const task_forker&) = delete;
-    ~task_forker() {
-        for (auto pid : exiting_) platform::try_reap(pid, true);
-    }
+    task_forker() : answered_(platform::shared_word()) {}
 
     /// Runs `job` (which sends the job's result through `ch` and returns false when the parent is gone) in a child,
-    /// and sends task_died for job `id` if the child ended without answering. False: parent gone.
+    /// waits for it, and sends task_died for job `id` if the child ended without answering. False: parent gone.
     template <class Channel, class Job>
     bool run(Channel& ch, std::uint64_t id, Job&& job) {
-        reap_exited();
-        task_died_msg died{id, -1, -1, 0};
+        answered_->store(0, std::memory_order_relaxed);
         int err = 0;
-        platform::native_handle answer[2] = {platform::invalid_handle, platform::invalid_handle};
-        try {
-            std::tie(answer[0], answer[1]) = platform::answer_pipe();
-        } catch (const std::system_error& e) {
-            err = e.code().value();
-        }
         const auto self = platform::current_pid();
-        const auto pid = err ? platform::pid_type(-1) : platform::fork_process_noexcept(err);
+        const auto pid = platform::fork_process_noexcept(err);
         if (pid == 0) {
             // Dies with its worker (a timeout kills the worker, and so this task); needs nothing else of it.
             if (!platform::bind_lifetime_to_parent(self)) platform::quick_exit_process(0);
-            platform::close_handle(answer[0]);
             shared_table::adopt_in_forked_child(); // the buffers this worker mapped are the task's to use
-            if (job()) platform::signal_answer(answer[1]);
+            const bool sent = job();
+            if (sent) answered_->store(1, std::memory_order_release);
             platform::quick_exit_process(0); // no static destructors, no retire hooks: they belong to the worker
         }
-        platform::close_handle(answer[1]);
+        task_died_msg died{id, pid, -1, 0};
         if (pid > 0) {
-            died.pid = pid;
             ch.publish_task_process(pid);
-            const bool answered = platform::wait_answer(answer[0], pid);
-            platform::close_handle(answer[0]);
-            ch.adopt_ring_head(); // the child advanced the shared ring; this copy of its head did not move
-            if (answered) {
-                try {
-                    exiting_.push_back(pid);
-                } catch (...) {
-                    platform::try_reap(pid, true);
-                }
-                return true;
-            }
             const auto st = platform::wait_child(pid);
+            ch.adopt_ring_head(); // the child advanced the shared ring; this copy of its head did not move
+            if (answered_->load(std::memory_order_acquire)) return true;
             died.code = st.code;
             died.signal = st.signal;
         } else {
-            platform::close_handle(answer[0]);
             died.code = -1000 - err; // could not fork: the errno, told apart from an exit code
         }
         return ch.send(make_frame(frame_type::task_died, died));
     }
 
 private:
-    /// Reaps the task processes that answered and have ended since; the others are looked at next time.
-    void reap_exited() noexcept {
-        std::erase_if(exiting_, [](platform::pid_type pid) { return platform::try_reap(pid, false).has_value(); });
-    }
-
-    std::vector<platform::pid_type> exiting_; // answered, maybe still exiting: reaped without waiting
+    std::atomic<std::uint64_t>* answered_; // shared with the child: it sent its answer
 };
 #endif
 

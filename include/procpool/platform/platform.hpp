@@ -194,10 +194,9 @@ PROCPOOL_DETAIL_PLATFORM_PROVIDES(recv_handle, bool(native_handle, native_handle
 static_assert(requires(native_handle* fds, void* data) { platform::recv_handles(0, fds, 1, data, 1); });
 // child_channel_fd: the descriptor a spawned worker finds its channel on (spawn.hpp; the tests use it).
 static_assert(std::is_same_v<decltype(platform::child_channel_fd), const native_handle>);
-// Per-task isolation and limits (zygote.hpp): answer_pipe / signal_answer / wait_answer, how a task process says
-// it answered before it exits; wait_child, a blocking waitpid; descriptor_table_full, EMFILE now.
-PROCPOOL_DETAIL_PLATFORM_PROVIDES(answer_pipe, std::pair<native_handle, native_handle>());
-PROCPOOL_DETAIL_PLATFORM_PROVIDES(wait_answer, bool(native_handle, pid_type) noexcept);
+// Per-task isolation and limits (zygote.hpp): shared_word, a counter shared with the processes forked later;
+// wait_child, a blocking waitpid; descriptor_table_full, EMFILE now.
+PROCPOOL_DETAIL_PLATFORM_PROVIDES(shared_word, std::atomic<std::uint64_t>*());
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(wait_child, exit_status(pid_type) noexcept);
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(descriptor_table_full, bool() noexcept);
 #endif

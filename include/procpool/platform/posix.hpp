@@ -21,6 +21,6 @@
 #include <procpool/platform/posix/shared_mapping.hpp> // shared_buffer memory, descriptors sent with bytes
 #include <procpool/platform/posix/library.hpp>    // load_library, find_symbol
 #include <procpool/platform/posix/event_set.hpp>  // event sets for pool::native_handle (epoll + timerfd)
-#include <procpool/platform/posix/zygote.hpp>     // answer_pipe, wait_child, apply_limits (per-task isolation, limits)
+#include <procpool/platform/posix/zygote.hpp>     // shared_word, wait_child, apply_limits (per-task isolation, limits)
 
 #endif // PROCPOOL_PLATFORM_POSIX_HPP

@@ -7,21 +7,19 @@
 
 #include <procpool/config.hpp>
 #include <procpool/platform/types.hpp>
-#include <procpool/platform/posix/channel.hpp>
 #include <procpool/platform/posix/errors.hpp>
 #include <procpool/platform/posix/process.hpp>
 #include <procpool/platform/posix/shm.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
-#include <utility>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -31,61 +29,13 @@
 PROCPOOL_BEGIN_NAMESPACE
 namespace platform {
 
-/// A pipe a task process writes one byte to once it has answered: {read end, write end}, close-on-exec (a task
-/// process forked later must not hold an earlier one's write end). \throws std::system_error.
-inline std::pair<native_handle, native_handle> answer_pipe() {
-    int p[2];
-#if defined(__linux__)
-    if (::pipe2(p, O_CLOEXEC) < 0) throw_errno("pipe2 (a task process's answer)");
-#else
-    if (::pipe(p) < 0) throw_errno("pipe (a task process's answer)");
-    set_cloexec(p[0]);
-    set_cloexec(p[1]);
-#endif
-    return {p[0], p[1]};
-}
-
-/// The task process side: it has answered.
-inline void signal_answer(native_handle w) noexcept {
-    const char b = 1;
-    ssize_t r;
-    do r = ::write(w, &b, 1);
-    while (r < 0 && errno == EINTR);
-}
-
-/// Blocks until task process `pid` answered (true: a byte on `r`) or ended without answering (false). Its end is
-/// seen from the process itself, not only from the pipe's end of file: a process the task forked may hold a copy of
-/// the write end for longer. Linux: a pidfd; elsewhere, waitid(WNOWAIT) every 20 ms (the status stays to collect).
-inline bool wait_answer(native_handle r, pid_type pid) noexcept {
-    const native_handle ended = open_process_handle(pid);
-    pollfd fds[2] = {{r, POLLIN, 0}, {ended, POLLIN, 0}};
-    const nfds_t count = ended >= 0 ? 2 : 1;
-    auto gone = [&] {
-        if (ended >= 0) return fds[1].revents != 0;
-        siginfo_t info{};
-        int rc;
-        do rc = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT);
-        while (rc < 0 && errno == EINTR);
-        return rc < 0 || info.si_pid != 0;
-    };
-    bool answered = false;
-    for (;;) {
-        const int n = ::poll(fds, count, ended >= 0 ? -1 : 20);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) break;
-        if (!fds[0].revents) {
-            if (!gone()) continue;
-            if (::poll(fds, 1, 0) <= 0) break; // ended; a byte written just before would be in the pipe already
-        }
-        char b = 0;
-        ssize_t got;
-        do got = ::read(r, &b, 1);
-        while (got < 0 && errno == EINTR);
-        answered = got == 1;
-        break;
-    }
-    close_handle(ended);
-    return answered;
+/// A word in memory shared with every process this one forks from now on (an anonymous shared mapping, never
+/// unmapped: it lives as long as the worker). \throws std::system_error.
+inline std::atomic<std::uint64_t>* shared_word() {
+    void* p = ::mmap(nullptr, sizeof(std::atomic<std::uint64_t>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                     -1, 0);
+    if (p == MAP_FAILED) throw_errno("mmap");
+    return new (p) std::atomic<std::uint64_t>(0);
 }
 
 /// Makes the result ring mapped at `base` (map_ring, `bytes` of data) inherited by fork after all: the task
