@@ -39,6 +39,18 @@ namespace detail {
 
 struct state_base;
 
+/// A free index of `slots` (one of `free`, else a new one at the end). The caller fills the slot.
+template <class Slot>
+std::size_t take_slot(std::vector<Slot>& slots, std::vector<std::size_t>& free) {
+    if (free.empty()) {
+        slots.emplace_back();
+        return slots.size() - 1;
+    }
+    const std::size_t i = free.back();
+    free.pop_back();
+    return i;
+}
+
 /// What a future needs from the pool that completes it: progress, and cancellation of queued work.
 class engine {
 public:

@@ -48,6 +48,17 @@ using chunk_ptr = std::shared_ptr<batch_state<R>>;
 template <class R>
 using chunk_source = std::function<chunk_ptr<R>(std::size_t max_items)>;
 
+/// Item `k` of finished chunk `c`: its value (moved out of the chunk) or its error (the chunk's, else the item's).
+template <class R>
+item_outcome<R> take_outcome(batch_state<R>& c, std::size_t k) {
+    item_outcome<R> o;
+    o.index = c.first_index + k;
+    if (c.error) o.error = c.error;
+    else if (!c.errors.empty() && c.errors[k]) o.error = c.errors[k];
+    else o.value = std::move(c.values[k]);
+    return o;
+}
+
 } // namespace detail
 
 /// Results of map_unordered, imap and imap_unordered: an input range that drives the pool as it advances.
@@ -158,14 +169,7 @@ private:
                 order_.push_back(std::move(c));
                 continue;
             }
-            std::size_t tag = 0;
-            if (!free_tags_.empty()) {
-                tag = free_tags_.back();
-                free_tags_.pop_back();
-            } else {
-                tag = slots_.size();
-                slots_.emplace_back();
-            }
+            const std::size_t tag = detail::take_slot(slots_, free_tags_);
             slots_[tag] = c;
             if (!queue_) queue_ = std::make_unique<detail::completion_queue>();
             queue_->watch(std::move(c), tag);
@@ -203,14 +207,7 @@ private:
             auto c = take_chunk();
             if (!c) return false;
             const std::size_t n = c->values.size();
-            for (std::size_t k = 0; k < n; ++k) {
-                item_outcome<R> o;
-                o.index = c->first_index + k;
-                if (c->error) o.error = c->error;
-                else if (!c->errors.empty() && c->errors[k]) o.error = c->errors[k];
-                else o.value = std::move(c->values[k]);
-                ready_.push_back(std::move(o));
-            }
+            for (std::size_t k = 0; k < n; ++k) ready_.push_back(detail::take_outcome(*c, k));
             done_ += n;
             if (on_progress_ && total_) on_progress_(done_, total_);
             if (n == 0) return next(); // an empty chunk (never sent by the pool, but harmless)

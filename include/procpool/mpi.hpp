@@ -590,13 +590,7 @@ private:
             std::size_t slot;
             {
                 std::lock_guard lk(m_);
-                if (free_.empty()) {
-                    slot = running_.size();
-                    running_.emplace_back();
-                } else {
-                    slot = free_.back();
-                    free_.pop_back();
-                }
+                slot = detail::take_slot(running_, free_);
                 running_[slot] = st;
             }
             st->listen(this, slot);

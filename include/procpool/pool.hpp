@@ -630,14 +630,7 @@ pool::map_outcomes(Range&& inputs, const map_options& options) {
     for (auto& c : chunks) total += c->values.size();
     out.reserve(total);
     for (auto& c : chunks) {
-        for (std::size_t i = 0; i < c->values.size(); ++i) {
-            item_outcome<R> o;
-            o.index = c->first_index + i;
-            if (c->error) o.error = c->error;
-            else if (!c->errors.empty() && c->errors[i]) o.error = c->errors[i];
-            else o.value = std::move(c->values[i]);
-            out.push_back(std::move(o));
-        }
+        for (std::size_t i = 0; i < c->values.size(); ++i) out.push_back(detail::take_outcome(*c, i));
     }
     return out;
 }

@@ -5,6 +5,7 @@
 #ifndef PROCPOOL_ADAPTERS_BOOST_SERIALIZATION_HPP
 #define PROCPOOL_ADAPTERS_BOOST_SERIALIZATION_HPP
 
+#include <procpool/adapters/archive_stream.hpp>
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
 #include <procpool/error.hpp>
@@ -16,9 +17,9 @@
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
 
-#include <exception>
-#include <sstream>
-#include <string>
+#include <ios>
+#include <istream>
+#include <ostream>
 #include <type_traits>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -54,37 +55,21 @@ concept boost_serialization_serializable =
 /// Encodes a Boost.Serialization value (found by argument-dependent lookup through `writer`).
 template <boost_serialization_serializable T>
 void procpool_encode(writer& w, const T& v) {
-    std::ostringstream os(std::ios::binary);
-    {
+    detail::write_archived(w, [&](std::ostream& os) {
         boost::archive::binary_oarchive ar(os, boost::archive::no_header);
         ar << v;
-    } // the archive completes when it ends
-    w.write(os.str());
+    });
 }
 
 /// Decodes a Boost.Serialization value. \throws protocol_error when the archive rejects the bytes (truncated or
 /// corrupt).
 template <boost_serialization_serializable T>
 T procpool_decode(reader& r, type_tag<T>) {
-    const auto at = r.offset();
-    auto bytes = r.read<std::string>();
-    std::istringstream is(std::move(bytes), std::ios::binary);
-    T v{};
-    auto corrupt = [&](const char* why) {
-        return protocol_error(std::string("procpool: corrupt value: Boost.Serialization could not decode the value "
-                                          "at byte offset ") +
-                                  std::to_string(at) + ": " + why,
-                              at);
-    };
-    try {
-        boost::archive::binary_iarchive ar(is, boost::archive::no_header);
-        ar >> v;
-    } catch (const boost::archive::archive_exception& e) {
-        throw corrupt(e.what());
-    } catch (const std::ios_base::failure& e) { // a stream that ran out
-        throw corrupt(e.what());
-    }
-    return v;
+    return detail::read_archived<T, boost::archive::archive_exception, std::ios_base::failure>(
+        r, "Boost.Serialization", [](std::istream& is, T& v) {
+            boost::archive::binary_iarchive ar(is, boost::archive::no_header);
+            ar >> v;
+        });
 }
 
 PROCPOOL_END_NAMESPACE

@@ -4,6 +4,7 @@
 #ifndef PROCPOOL_ADAPTERS_CEREAL_HPP
 #define PROCPOOL_ADAPTERS_CEREAL_HPP
 
+#include <procpool/adapters/archive_stream.hpp>
 #include <procpool/codec.hpp>
 #include <procpool/config.hpp>
 #include <procpool/error.hpp>
@@ -14,8 +15,8 @@
 #include <cereal/archives/portable_binary.hpp>
 
 #include <concepts>
-#include <sstream>
-#include <string>
+#include <istream>
+#include <ostream>
 #include <type_traits>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -39,30 +40,19 @@ concept cereal_member_serializable =
 /// Encodes a cereal-serializable value (found by argument-dependent lookup through `writer`).
 template <cereal_member_serializable T>
 void procpool_encode(writer& w, const T& v) {
-    std::ostringstream os(std::ios::binary);
-    {
+    detail::write_archived(w, [&](std::ostream& os) {
         cereal::PortableBinaryOutputArchive ar(os);
         ar(v);
-    } // the archive flushes when it ends
-    w.write(os.str());
+    });
 }
 
 /// Decodes a cereal-serializable value. \throws protocol_error when cereal rejects the bytes (truncated or corrupt).
 template <cereal_member_serializable T>
 T procpool_decode(reader& r, type_tag<T>) {
-    const auto at = r.offset();
-    auto bytes = r.read<std::string>();
-    std::istringstream is(std::move(bytes), std::ios::binary);
-    T v{};
-    try {
+    return detail::read_archived<T, cereal::Exception>(r, "cereal", [](std::istream& is, T& v) {
         cereal::PortableBinaryInputArchive ar(is);
         ar(v);
-    } catch (const cereal::Exception& e) {
-        throw protocol_error(std::string("procpool: corrupt value: cereal could not decode the value at byte offset ") +
-                                 std::to_string(at) + ": " + e.what(),
-                             at);
-    }
-    return v;
+    });
 }
 
 PROCPOOL_END_NAMESPACE

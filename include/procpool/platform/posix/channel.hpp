@@ -95,11 +95,13 @@ inline long read_some_blocking(native_handle fd, void* data, std::size_t n) noex
     }
 }
 
-/// Blocking write of everything (the worker side). False when the peer is gone.
-inline bool write_all(native_handle fd, const void* data, std::size_t n) noexcept {
-    auto p = static_cast<const char*>(data);
+/// Calls `io(p, n)` (a send or a recv) until all `n` bytes went through, again after EINTR. False when it returns
+/// 0 (end of stream) or fails.
+template <class Byte, class Io>
+bool transfer_all(Byte* p, std::size_t n, Io io) noexcept {
     while (n) {
-        auto r = ::send(fd, p, n, send_flags);
+        const auto r = io(p, n);
+        if (r == 0) return false;
         if (r < 0) {
             if (errno == EINTR) continue;
             return false;
@@ -110,20 +112,15 @@ inline bool write_all(native_handle fd, const void* data, std::size_t n) noexcep
     return true;
 }
 
+/// Blocking write of everything (the worker side). False when the peer is gone.
+inline bool write_all(native_handle fd, const void* data, std::size_t n) noexcept {
+    return transfer_all(static_cast<const char*>(data), n,
+                        [fd](const char* p, std::size_t k) { return ::send(fd, p, k, send_flags); });
+}
+
 /// Blocking read of exactly n bytes. False on end of stream or error.
 inline bool read_all(native_handle fd, void* data, std::size_t n) noexcept {
-    auto p = static_cast<char*>(data);
-    while (n) {
-        auto r = ::recv(fd, p, n, 0);
-        if (r == 0) return false;
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return true;
+    return transfer_all(static_cast<char*>(data), n, [fd](char* p, std::size_t k) { return ::recv(fd, p, k, 0); });
 }
 
 /// Larger socket buffers let big frames move in fewer wake-ups.
