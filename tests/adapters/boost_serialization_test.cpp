@@ -126,4 +126,10 @@ TEST_CASE("bytes the archive rejects are a protocol_error", "[codec][boost_seria
     const auto len = static_cast<std::uint64_t>(cut.size() - 8); // the length prefix says what is left
     for (std::size_t b = 0; b < 8; ++b) cut[b] = static_cast<std::byte>((len >> (8 * b)) & 0xff);
     CHECK_THROWS_AS(procpool::decode<bser_t::reading>(cut), procpool::protocol_error);
+    try {
+        (void)procpool::decode<bser_t::reading>(cut);
+    } catch (const procpool::protocol_error& e) {
+        CHECK(std::string(e.what()).find("Boost.Serialization could not decode the value at byte offset 0") !=
+              std::string::npos);
+    }
 }
