@@ -1411,8 +1411,11 @@ TEST_CASE("types with a cereal serialize member (or save/load) cross through the
     auto len = static_cast<std::uint64_t>(cut.size() - 8);
     for (std::size_t b = 0; b < 8; ++b) cut[b] = static_cast<std::byte>((len >> (8 * b)) & 0xff);
     CHECK_THROWS_AS(decode<cereal_t::account>(cut), procpool::protocol_error);
-    CHECK_THROWS_WITH(decode<cereal_t::account>(cut),
-                      ppt::has_substring("cereal could not decode the value at byte offset 0"));
+    try {
+        (void)decode<cereal_t::account>(cut);
+    } catch (const procpool::protocol_error& e) {
+        CHECK(std::string(e.what()).find("cereal could not decode the value at byte offset 0") != std::string::npos);
+    }
 }
 #else
 TEST_CASE("types with a cereal serialize member (or save/load) cross through the cereal adapter", "[codec][cereal]") {
