@@ -404,7 +404,13 @@ private:
                 for (auto* w : who) w->doorbell_not_needed();
                 return true;
             };
-            if (answers_due && timeout != 0) spin_.wait([&] { return platform::wait_any(items, 0), ready(); }, block);
+            // While spinning only the channels are polled: a death that leaves a channel open (seen through a
+            // process handle) is seen once the spin gives way to block(), which polls every item.
+            auto spin_poll = [&] {
+                platform::wait_any(std::span(items).first(proc_items), 0);
+                return ready();
+            };
+            if (answers_due && timeout != 0) spin_.wait(spin_poll, block);
             else block();
         } catch (...) {
             lk.lock();

@@ -35,6 +35,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <span>
 #include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -89,7 +90,7 @@ PROCPOOL_DETAIL_PLATFORM_PROVIDES(write_all, bool(native_handle, const void*, st
 // read_all: blocks until exactly n bytes are read; false at end of stream or on error.
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(read_all, bool(native_handle, void*, std::size_t) noexcept);
 // wait_any(items, timeout_ms): until one item is readable, writable (if asked) or hung up, or the timeout passes.
-PROCPOOL_DETAIL_PLATFORM_PROVIDES(wait_any, void(std::vector<poll_item>&, int));
+PROCPOOL_DETAIL_PLATFORM_PROVIDES(wait_any, void(std::span<poll_item>, int));
 // peer_closed: whether the other end has closed (false where that cannot be known without reading).
 PROCPOOL_DETAIL_PLATFORM_PROVIDES(peer_closed, bool(native_handle) noexcept);
 

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <span>
 #include <vector>
 
 #include <fcntl.h>
@@ -129,13 +130,21 @@ inline void enlarge_buffers(native_handle fd, int bytes) noexcept {
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
 }
 
-/// Waits until one item is ready or `timeout_ms` passes (-1: forever).
-inline void wait_any(std::vector<poll_item>& items, int timeout_ms) {
-    std::vector<pollfd> p(items.size());
+/// Waits until one item is ready or `timeout_ms` passes (-1: forever). A pool's round polls a handful of items,
+/// often without waiting (the driver's spin): they go on the stack, not in an allocation per call.
+inline void wait_any(std::span<poll_item> items, int timeout_ms) {
+    constexpr std::size_t on_stack = 16;
+    pollfd small[on_stack];
+    std::vector<pollfd> large;
+    pollfd* p = small;
+    if (items.size() > on_stack) {
+        large.resize(items.size());
+        p = large.data();
+    }
     for (std::size_t i = 0; i < items.size(); ++i)
         p[i] = pollfd{items[i].fd, static_cast<short>(POLLIN | (items[i].want_write ? POLLOUT : 0)), 0};
     int r;
-    do r = ::poll(p.data(), static_cast<nfds_t>(p.size()), timeout_ms);
+    do r = ::poll(p, static_cast<nfds_t>(items.size()), timeout_ms);
     while (r < 0 && errno == EINTR);
     if (r < 0) throw_errno("poll");
     for (std::size_t i = 0; i < items.size(); ++i) {

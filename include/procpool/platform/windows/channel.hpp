@@ -20,6 +20,7 @@
 #include <new>
 #include <random>
 #include <string>
+#include <span>
 #include <vector>
 
 #if defined(_MSC_VER)
@@ -449,7 +450,7 @@ inline bool read_all(native_handle fd, void* data, std::size_t n) noexcept {
 inline void enlarge_buffers(native_handle, int) noexcept {}
 
 /// Waits until one item is ready or `timeout_ms` passes (-1: forever).
-inline void wait_any(std::vector<poll_item>& items, int timeout_ms) {
+inline void wait_any(std::span<poll_item> items, int timeout_ms) {
     std::vector<HANDLE> events;
     auto check = [&](bool collect) {
         bool ready = false;
