@@ -501,38 +501,18 @@ private:
     /// Runs of at least this many bytes past the window are read straight into their destination.
     static constexpr std::size_t direct_bytes = 16 * 1024;
 
-    [[noreturn]] void fail_invalid_at(std::size_t at, const std::string& what) const {
-        throw protocol_error("procpool: corrupt value: " + what + " at byte offset " + std::to_string(at), at);
-    }
+    // The failure paths are not templates and are compiled once in separate mode (detail/codec_impl.hpp).
+    [[noreturn]] PROCPOOL_DECL void fail_invalid_at(std::size_t at, const std::string& what) const;
+    /// A flag byte (a bool, an optional's presence) that is neither 0 nor 1.
+    [[noreturn]] PROCPOOL_DECL void fail_flag(std::size_t at, const char* what, unsigned value) const;
+    [[noreturn]] PROCPOOL_DECL void fail_variant_index(std::size_t at, std::uint32_t index, std::size_t count) const;
     void next_window() {
         base_ += in_.size();
         pos_ = 0;
         in_ = {};
         in_ = src_->next_window();
     }
-    void read_beyond_window(std::byte* dst, std::size_t n, const char* what) {
-        if (n > remaining()) fail(what, n);
-        auto avail = in_.size() - pos_;
-        if (avail) std::memcpy(dst, in_.data() + pos_, avail);
-        dst += avail;
-        n -= avail;
-        pos_ += avail;
-        if (n >= direct_bytes) {
-            base_ += in_.size() + n;
-            pos_ = 0;
-            in_ = {};
-            src_->read_direct(dst, n);
-            return;
-        }
-        while (n) {
-            next_window();
-            auto take = std::min(n, in_.size());
-            std::memcpy(dst, in_.data(), take);
-            dst += take;
-            n -= take;
-            pos_ = take;
-        }
-    }
+    PROCPOOL_DECL void read_beyond_window(std::byte* dst, std::size_t n, const char* what);
     /// The n elements of a string or vector of numbers or bytes, into out (whose storage is reused).
     template <class C>
     void read_contiguous(C& out, std::size_t n) {
@@ -566,12 +546,7 @@ private:
             got += step;
         }
     }
-    [[noreturn]] void fail(const char* what, std::size_t need) const {
-        throw protocol_error("procpool: truncated value: expected " + std::string(what) + " (" +
-                                 std::to_string(need) + " bytes) at byte offset " + std::to_string(offset()) +
-                                 ", but only " + std::to_string(remaining()) + " bytes remain",
-                             offset());
-    }
+    [[noreturn]] PROCPOOL_DECL void fail(const char* what, std::size_t need) const;
     template <class T>
     T read_int(const char* what) {
         T v{};
@@ -832,9 +807,7 @@ T reader::read() {
     } else if constexpr (k == kind::boolean) {
         auto at = offset();
         auto b = read_int<std::uint8_t>("a bool");
-        if (b > 1) {
-            fail_invalid_at(at, "bool byte " + std::to_string(b) + " (must be 0 or 1)");
-        }
+        if (b > 1) fail_flag(at, "bool byte", b);
         return b == 1;
     } else if constexpr (k == kind::arithmetic) {
         if constexpr (std::is_floating_point_v<U>) {
@@ -881,9 +854,7 @@ T reader::read() {
     } else if constexpr (k == kind::optional || k == kind::unique_ptr) {
         auto at = offset();
         auto flag = read_int<std::uint8_t>("an optional's flag");
-        if (flag > 1) {
-            fail_invalid_at(at, "presence flag " + std::to_string(flag) + " (must be 0 or 1)");
-        }
+        if (flag > 1) fail_flag(at, "presence flag", flag);
         if constexpr (k == kind::optional) {
             if (!flag) return U{};
             return U{read<typename U::value_type>()};
@@ -894,10 +865,7 @@ T reader::read() {
     } else if constexpr (k == kind::variant) {
         auto at = offset();
         auto index = read_int<std::uint32_t>("a variant index");
-        if (index >= std::variant_size_v<U>) {
-            fail_invalid_at(at, "variant index " + std::to_string(index) + " (the variant has " +
-                         std::to_string(std::variant_size_v<U>) + " alternatives)");
-        }
+        if (index >= std::variant_size_v<U>) fail_variant_index(at, index, std::variant_size_v<U>);
         return read_variant<U>(index, std::make_index_sequence<std::variant_size_v<U>>{});
     } else if constexpr (k == kind::monostate) {
         return U{};
@@ -972,5 +940,9 @@ template <class T>
 }
 
 PROCPOOL_END_NAMESPACE
+
+#if PROCPOOL_HEADER_ONLY
+#include <procpool/detail/codec_impl.hpp>
+#endif
 
 #endif // PROCPOOL_CODEC_HPP

@@ -12,12 +12,14 @@
 #endif
 
 #include <procpool/procpool.hpp>
+#include <procpool/detail/codec_impl.hpp>
 #include <procpool/detail/context_impl.hpp>
 #include <procpool/detail/error_impl.hpp>
 #include <procpool/detail/future_impl.hpp>
 #include <procpool/detail/pool_impl.hpp>
 #include <procpool/detail/shared_handles_impl.hpp>
 #include <procpool/detail/task_impl.hpp>
+#include <procpool/detail/wire_impl.hpp>
 #include <procpool/detail/worker_main.hpp>
 
 #endif // PROCPOOL_SRC_HPP

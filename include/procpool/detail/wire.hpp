@@ -181,21 +181,24 @@ inline void finish_item(std::vector<std::byte>& buf, std::size_t at) {
     patch_u64(buf, at, static_cast<std::uint64_t>(buf.size() - at - 8));
 }
 
-/// Starts a frame in `buf` (reserving the header); finish_frame fills it in.
+/// Starts a frame in `buf` (reserving the header); finish_frame fills it in. A small frame (a task's head and a few
+/// scalar arguments) then fits without growing: one allocation per frame instead of one per field.
 inline void begin_frame(std::vector<std::byte>& buf) {
+    constexpr std::size_t small_frame = 96;
     buf.clear();
+    if (buf.capacity() < small_frame) buf.reserve(small_frame);
     buf.resize(frame_header_size);
 }
+
+/// \throws protocol_error: a frame of `size` bytes does not fit the 32-bit length field.
+[[noreturn]] PROCPOOL_DECL void throw_frame_too_large(frame_type type, std::size_t size);
 
 /// \throws protocol_error when the payload does not fit the 32-bit length field (rather than wrap the length and
 /// desynchronize the stream).
 /// `lent`: payload bytes sent from elsewhere after `buf`'s (a job's lent arguments).
 inline void finish_frame(std::vector<std::byte>& buf, frame_type type, std::size_t lent = 0) {
     const std::size_t size = buf.size() - frame_header_size + lent;
-    if (size > 0xffffffffu)
-        throw protocol_error("procpool: a " + std::string(frame_type_name(type)) + " frame of " + std::to_string(size) +
-                                 " bytes is too large: a frame holds at most 4294967295 bytes",
-                             0);
+    if (size > 0xffffffffu) throw_frame_too_large(type, size);
     auto len = static_cast<std::uint32_t>(size);
     std::byte h[frame_header_size];
     for (int i = 0; i < 4; ++i) h[i] = static_cast<std::byte>((len >> (8 * i)) & 0xff);
@@ -287,5 +290,9 @@ private:
 } // namespace detail
 
 PROCPOOL_END_NAMESPACE
+
+#if PROCPOOL_HEADER_ONLY
+#include <procpool/detail/wire_impl.hpp>
+#endif
 
 #endif // PROCPOOL_DETAIL_WIRE_HPP
