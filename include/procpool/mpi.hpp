@@ -594,7 +594,7 @@ private:
                 running_[slot] = st;
             }
             st->listen(this, slot);
-            engine.submit(job{st, std::move(frame), timeout, {}, std::move(contexts), {}});
+            engine.submit(job{st, std::move(frame), timeout, std::move(contexts), {}});
         } catch (...) {
             // Refused here (corrupt frame, closed pool): the job fails alone. A listened state gets there itself.
             if (st->done.load(std::memory_order_acquire)) return;
@@ -700,7 +700,7 @@ public:
         std::lock_guard lk(m_);
         if (closed_) throw pool_closed("procpool: submit on a pool that was shut down");
         if (broken_) std::rethrow_exception(broken_);
-        if (!j.shared.empty()) // copies_shared(): the pool wrote their contents; a handle would mean nothing there
+        if (!j.shared().empty()) // copies_shared(): the pool wrote their contents; a handle would mean nothing there
             throw std::logic_error("procpool: a shared buffer reached an MPI pool as a handle to this machine's memory");
         j.state->owner = weak_from_this();
         take_lent(j);

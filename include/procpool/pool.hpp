@@ -385,7 +385,7 @@ private:
     PROCPOOL_DECL std::shared_ptr<const detail::context_snapshot> capture_contexts();
     void enqueue(detail::job j) {
         check_owner();
-        detail::check_shareable(j.shared, engine_->remote());
+        detail::check_shareable(j.shared(), engine_->remote());
         detail::callbacks_after run; // states a dispatch completed (a send to a dead worker...)
         engine_->submit(std::move(j));
     }
@@ -417,7 +417,7 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     auto st = std::make_shared<detail::value_state<R>>();
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
-    detail::job j{st, {}, o.timeout.count(), {}, capture_contexts()};
+    detail::job j{st, {}, o.timeout.count(), capture_contexts()};
     const std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0});
     // A large argument is lent to the process engine: written from here to an idle worker before submit returns
     // (no copy), else copied (detail/lending.hpp). Otherwise it is encoded into a kept frame whose pages are touched.
@@ -427,14 +427,17 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
         j.frame = engine_->take_frame_buffer(bytes); // touched pages: the copy without the page faults
         detail::reserve_large(j.frame, bytes);     // else the same size, so that this frame can be taken next time
     }
-    detail::begin_frame(j.frame);
+    detail::begin_frame(j.frame, detail::expected_task_bytes<Args...>(st->task, lend ? 0 : big));
     detail::write_job_head(j.frame, st->id, st->task);
+    std::vector<detail::lent_run> lent;
+    std::vector<detail::shared_ref> shared;
     {
         // Shared buffers go ahead of the frame, out of band (or, to other machines, as copies inside it).
-        detail::collect_shared shared(j.shared, engine_->copies_shared());
-        detail::encode_call<Task>(j.frame, lend ? &j.lent : nullptr, std::forward<Args>(args)...);
+        detail::collect_shared collect(shared, engine_->copies_shared());
+        detail::encode_call<Task>(j.frame, lend ? &lent : nullptr, std::forward<Args>(args)...);
     }
-    detail::finish_frame(j.frame, detail::frame_type::task, detail::lent_bytes(j.lent));
+    detail::finish_frame(j.frame, detail::frame_type::task, detail::lent_bytes(lent));
+    j.keep(std::move(lent), std::move(shared));
     enqueue(std::move(j));
     return future<R>(std::move(st));
 }
@@ -448,15 +451,18 @@ future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
     auto st = std::make_shared<detail::value_state<R>>();
     st->id = next_id_++;
     st->task = std::string(name);
-    detail::job j{st, {}, 0, {}, capture_contexts()};
-    detail::begin_frame(j.frame);
+    detail::job j{st, {}, 0, capture_contexts()};
+    detail::begin_frame(j.frame, detail::expected_task_bytes<Args...>(st->task, (detail::contents_bytes(args) + ... +
+                                                                                  std::size_t{0})));
     detail::write_job_head(j.frame, st->id, st->task);
     writer w(j.frame);
+    std::vector<detail::shared_ref> shared;
     {
-        detail::collect_shared shared(j.shared, engine_->copies_shared());
+        detail::collect_shared collect(shared, engine_->copies_shared());
         (w.write(args), ...);
     }
     detail::finish_frame(j.frame, detail::frame_type::task);
+    j.keep({}, std::move(shared));
     enqueue(std::move(j));
     return future<R>(std::move(st));
 }
@@ -484,7 +490,7 @@ std::shared_ptr<detail::batch_state<task_result_t<Task>>> pool::submit_chunk(It&
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
     st->first_index = first;
-    detail::job j{st, {}, timeout_ms, {}, capture_contexts()};
+    detail::job j{st, {}, timeout_ms, capture_contexts()};
     detail::begin_frame(j.frame);
     j.frame.reserve(64 + st->task.size() + n * 16);
     detail::write_job_head(j.frame, st->id, st->task);
@@ -493,16 +499,18 @@ std::shared_ptr<detail::batch_state<task_result_t<Task>>> pool::submit_chunk(It&
     std::size_t k = 0;
     // Items are encoded straight into the chunk's frame, each as a length-prefixed blob. An item that cannot be
     // encoded throws here; chunks sent before it run.
+    std::vector<detail::shared_ref> shared;
     for (; k < n && it != end; ++k, ++it) {
         const auto at = detail::reserve_item_length(j.frame); // known once the item is encoded
         decltype(auto) e = *it;
-        detail::collect_shared shared(j.shared, engine_->copies_shared());
+        detail::collect_shared collect(shared, engine_->copies_shared());
         detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
         detail::finish_item(j.frame, at);
     }
     detail::patch_u64(j.frame, count_at, k);
     st->values.resize(k);
     detail::finish_frame(j.frame, detail::frame_type::batch);
+    j.keep({}, std::move(shared));
     enqueue(std::move(j));
     return st;
 }

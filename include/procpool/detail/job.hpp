@@ -27,15 +27,49 @@ struct lent_run {
     std::span<const std::byte> bytes;
 };
 
+/// What few jobs have: kept apart, so that a queued job is small (a million queued tasks are a million jobs).
+struct job_extras {
+    std::vector<std::string> failures; // why earlier attempts died (retries)
+    std::vector<lent_run> lent;        // in order of `at`
+    std::vector<shared_ref> shared;    // the shared buffers its arguments refer to: alive until it is answered
+};
+
 /// A job waiting for, or running in, a worker: its state and its ready-to-send frame.
 struct job {
     std::shared_ptr<state_base> state;
     std::vector<std::byte> frame;
-    std::int64_t timeout_ms = 0;       // 0: none
-    std::vector<std::string> failures; // why earlier attempts died (retries)
+    std::int64_t timeout_ms = 0;                         // 0: none
     std::shared_ptr<const context_snapshot> contexts{}; // the parent's contexts when it was submitted
-    std::vector<lent_run> lent{};                        // in order of `at`
-    std::vector<shared_ref> shared{}; // the shared buffers its arguments refer to: alive until it is answered
+    std::unique_ptr<job_extras> rare{};                  // null while the job has none of them
+
+    /// The extras, made on first use (to add to them).
+    job_extras& extras() {
+        if (!rare) rare = std::make_unique<job_extras>();
+        return *rare;
+    }
+    [[nodiscard]] const std::vector<lent_run>& lent() const noexcept { return rare ? rare->lent : none<lent_run>(); }
+    [[nodiscard]] const std::vector<shared_ref>& shared() const noexcept {
+        return rare ? rare->shared : none<shared_ref>();
+    }
+    [[nodiscard]] bool has_lent() const noexcept { return rare && !rare->lent.empty(); }
+    /// Keeps what encoding collected (most jobs have neither: then nothing is allocated).
+    void keep(std::vector<lent_run>&& lent, std::vector<shared_ref>&& shared) {
+        if (lent.empty() && shared.empty()) return;
+        auto& x = extras();
+        x.lent = std::move(lent);
+        x.shared = std::move(shared);
+    }
+    /// Once the lent bytes are written (or copied): the caller's objects are not referred to any more.
+    void forget_lent() noexcept {
+        if (rare) rare->lent.clear();
+    }
+
+private:
+    template <class T>
+    static const std::vector<T>& none() noexcept {
+        static const std::vector<T> empty;
+        return empty;
+    }
 };
 
 /// Bytes of all the lent runs.
@@ -47,11 +81,12 @@ inline std::size_t lent_bytes(const std::vector<lent_run>& runs) noexcept {
 
 /// Makes `j.frame` whole: copies the lent runs into it (for a job that may be sent again, or later).
 inline void take_lent(job& j) {
-    if (j.lent.empty()) return;
+    if (!j.has_lent()) return;
+    auto& lent = j.rare->lent;
     std::vector<std::byte> whole;
-    whole.reserve(j.frame.size() + lent_bytes(j.lent));
+    whole.reserve(j.frame.size() + lent_bytes(lent));
     std::size_t at = 0;
-    for (const auto& r : j.lent) {
+    for (const auto& r : lent) {
         whole.insert(whole.end(), j.frame.begin() + static_cast<std::ptrdiff_t>(at),
                      j.frame.begin() + static_cast<std::ptrdiff_t>(r.at));
         whole.insert(whole.end(), r.bytes.begin(), r.bytes.end());
@@ -59,7 +94,7 @@ inline void take_lent(job& j) {
     }
     whole.insert(whole.end(), j.frame.begin() + static_cast<std::ptrdiff_t>(at), j.frame.end());
     j.frame = std::move(whole);
-    j.lent.clear();
+    lent.clear();
 }
 
 } // namespace detail

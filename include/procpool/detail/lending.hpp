@@ -79,7 +79,7 @@ inline void write_lent(std::unique_lock<std::mutex>& lk, std::deque<job>& queue,
         w.flush();
         const std::size_t now_left = w.unwritten(owner);
         if (now_left == 0 || w.state == worker_link::phase::closed) {
-            at.sent->lent.clear();
+            at.sent->forget_lent();
             return;
         }
         const auto now = platform::now_ms();
@@ -91,7 +91,7 @@ inline void write_lent(std::unique_lock<std::mutex>& lk, std::deque<job>& queue,
                 return "worker pid " + std::to_string(w.pid) + " stopped reading a lent argument: copying the rest";
             });
             w.own_output(owner); // the rest goes out from a copy, when the worker reads again
-            at.sent->lent.clear();
+            at.sent->forget_lent();
             return;
         }
         std::vector<platform::poll_item> items{{w.fd, true}};
@@ -108,7 +108,7 @@ inline void write_lent(std::unique_lock<std::mutex>& lk, std::deque<job>& queue,
             if (again.queued != queue.end()) return take_lent(*again.queued);
             if (again.worker) {
                 again.worker->own_output(owner);
-                again.sent->lent.clear();
+                again.sent->forget_lent();
             }
             return;
         }

@@ -121,8 +121,8 @@ public:
         // Lent bytes are written by this thread, as the driving thread (only that one touches the channels): when
         // another thread drives, or the job would wait, they are copied now (the caller's object is lent only
         // for the duration of this call).
-        if (!j.lent.empty() && (driving_ || !idle_worker())) take_lent(j);
-        const void* lent = j.lent.empty() ? nullptr : j.state.get();
+        if (j.has_lent() && (driving_ || !idle_worker())) take_lent(j);
+        const void* lent = j.has_lent() ? j.state.get() : nullptr;
         queue_.push_back(std::move(j));
         if (lent) {
             driving_ = true; // other waiters sleep on cv_ meanwhile; one takes over when this ends
@@ -1031,16 +1031,17 @@ private:
             running.state->fail(e);
             return;
         }
-        running.failures.push_back(cause);
-        if (running.failures.size() <= opts_.max_retries) {
+        auto& failures = running.extras().failures;
+        failures.push_back(cause);
+        if (failures.size() <= opts_.max_retries) {
             log(log_level::info, [&] { return "retrying task \"" + running.state->task + "\" (" + cause + ")"; });
             queue_.push_front(std::move(running));
         } else {
             std::string msg = "procpool: " + cause + " while running task \"" + running.state->task + "\"";
-            if (running.failures.size() > 1) {
-                msg += "; it was run " + std::to_string(running.failures.size()) + " times and killed its worker every time:";
-                for (std::size_t i = 0; i < running.failures.size(); ++i)
-                    msg += (i ? "; " : " ") + std::string("attempt ") + std::to_string(i + 1) + ": " + running.failures[i];
+            if (failures.size() > 1) {
+                msg += "; it was run " + std::to_string(failures.size()) + " times and killed its worker every time:";
+                for (std::size_t i = 0; i < failures.size(); ++i)
+                    msg += (i ? "; " : " ") + std::string("attempt ") + std::to_string(i + 1) + ": " + failures[i];
             }
             running.state->fail(std::make_exception_ptr(
                 worker_died(msg, running.state->task, pid, st.code, st.signal)));

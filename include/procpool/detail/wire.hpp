@@ -26,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -181,13 +182,21 @@ inline void finish_item(std::vector<std::byte>& buf, std::size_t at) {
     patch_u64(buf, at, static_cast<std::uint64_t>(buf.size() - at - 8));
 }
 
-/// Starts a frame in `buf` (reserving the header); finish_frame fills it in. A small frame (a task's head and a few
-/// scalar arguments) then fits without growing: one allocation per frame instead of one per field.
-inline void begin_frame(std::vector<std::byte>& buf) {
-    constexpr std::size_t small_frame = 96;
+/// Starts a frame in `buf` (reserving the header); finish_frame fills it in. `expected`: the payload bytes the
+/// caller expects to write, reserved at once: a task's frame is then one allocation, not one per field, and no
+/// larger than it needs to be while it waits in the queue.
+inline void begin_frame(std::vector<std::byte>& buf, std::size_t expected = 0) {
     buf.clear();
-    if (buf.capacity() < small_frame) buf.reserve(small_frame);
+    if (buf.capacity() < frame_header_size + expected) buf.reserve(frame_header_size + expected);
     buf.resize(frame_header_size);
+}
+
+/// The payload bytes of a task's frame, about: its head (id, name) and each argument's size in memory (a scalar's
+/// or an aggregate's encoding is that long) plus `contents`, the bytes its strings and containers hold.
+template <class... Args>
+constexpr std::size_t expected_task_bytes(std::string_view task, std::size_t contents) noexcept {
+    return 2 * sizeof(std::uint64_t) + task.size() + (sizeof(std::remove_cvref_t<Args>) + ... + std::size_t{0}) +
+           contents;
 }
 
 /// \throws protocol_error: a frame of `size` bytes does not fit the 32-bit length field.

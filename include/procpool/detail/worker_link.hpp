@@ -139,11 +139,11 @@ public:
     /// Queues a job's frame, with its lent runs in place. \throws std::system_error, before queueing the job,
     /// when a shared buffer it refers to cannot be handed to the worker (Windows: DuplicateHandle failed).
     void append_job(const job& j) {
-        if (!j.shared.empty() || shared_.has_sent()) append_shared(j.shared);
+        if (!j.shared().empty() || shared_.has_sent()) append_shared(j.shared());
         const void* owner = j.state.get();
         const std::span<const std::byte> frame(j.frame);
         std::size_t at = 0;
-        for (const auto& r : j.lent) {
+        for (const auto& r : j.lent()) {
             append(frame.subspan(at, r.at - at), owner);
             out_.push_back(out_segment{{}, r.bytes, 0, owner});
             at = r.at;
