@@ -183,11 +183,13 @@ inline void finish_item(std::vector<std::byte>& buf, std::size_t at) {
 }
 
 /// Starts a frame in `buf` (reserving the header); finish_frame fills it in. `expected`: the payload bytes the
-/// caller expects to write, reserved at once: a task's frame is then one allocation, not one per field, and no
-/// larger than it needs to be while it waits in the queue.
+/// caller expects to write, reserved at once: a task's frame is then one allocation, not one per field. At least
+/// 64 bytes: measured (P2, alternating runs), a tiny task's frame reserved at its exact size (29 bytes) made one
+/// submit each about 8 % slower than 64, and 96 cost 3 MiB more per 100k queued tasks for no gain.
 inline void begin_frame(std::vector<std::byte>& buf, std::size_t expected = 0) {
+    constexpr std::size_t least = 64;
     buf.clear();
-    if (buf.capacity() < frame_header_size + expected) buf.reserve(frame_header_size + expected);
+    if (buf.capacity() < frame_header_size + expected) buf.reserve(std::max(least, frame_header_size + expected));
     buf.resize(frame_header_size);
 }
 
