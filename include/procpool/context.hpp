@@ -13,6 +13,7 @@
 #include <procpool/config.hpp>
 #include <procpool/error.hpp>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,7 @@ public:
 
 private:
     mutable std::mutex mutex_;
+    std::atomic<bool> any_{false}; // whether entries_ has one
     std::map<std::string, context_entry, std::less<>> entries_;
     std::vector<std::string> conflicts_;
 };

@@ -26,12 +26,12 @@ PROCPOOL_DECL bool context_registry::add(std::string name, context_entry e) {
         conflicts_.push_back("context \"" + name + "\" is registered twice: at " + it->second.origin + " and at " +
                              e.origin);
     else entries_.emplace(std::move(name), std::move(e));
+    any_.store(true, std::memory_order_release);
     return true;
 }
 
 PROCPOOL_DECL bool context_registry::empty() const {
-    std::lock_guard lock(mutex_);
-    return entries_.empty();
+    return !any_.load(std::memory_order_acquire); // asked on every submit: no lock (entries are never removed)
 }
 
 PROCPOOL_DECL void context_registry::verify() const {
