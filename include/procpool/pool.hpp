@@ -135,6 +135,11 @@ std::size_t contents_bytes(const A& a) {
     if constexpr (contiguous_codec<T>) return a.size() * sizeof(typename T::value_type);
     else return 0;
 }
+/// The contents of all of a call's arguments.
+template <class... A>
+std::size_t all_contents_bytes(const A&... a) {
+    return (contents_bytes(a) + ... + std::size_t{0});
+}
 
 /// Throws unknown_task for `name`, saying which tasks and plugins this process has (worker_loop.hpp's record).
 [[noreturn]] PROCPOOL_DECL void throw_unknown_task(std::string_view name);
@@ -418,7 +423,7 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     st->id = next_id_++;
     st->task = std::string(task_traits<Task>::name);
     detail::job j{st, {}, o.timeout.count(), capture_contexts()};
-    const std::size_t big = (detail::contents_bytes(args) + ... + std::size_t{0});
+    const std::size_t big = detail::all_contents_bytes(args...);
     // A large argument is lent to the process engine: written from here to an idle worker before submit returns
     // (no copy), else copied (detail/lending.hpp). Otherwise it is encoded into a kept frame whose pages are touched.
     const bool lend = big >= detail::lend_min_bytes && engine_->lends();
@@ -452,8 +457,7 @@ future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
     st->id = next_id_++;
     st->task = std::string(name);
     detail::job j{st, {}, 0, capture_contexts()};
-    detail::begin_frame(j.frame, detail::expected_task_bytes<Args...>(st->task, (detail::contents_bytes(args) + ... +
-                                                                                  std::size_t{0})));
+    detail::begin_frame(j.frame, detail::expected_task_bytes<Args...>(st->task, detail::all_contents_bytes(args...)));
     detail::write_job_head(j.frame, st->id, st->task);
     writer w(j.frame);
     std::vector<detail::shared_ref> shared;
