@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <string>
@@ -512,6 +513,10 @@ TEST_CASE("shared_array::map_file shares a file's contents", "[shm]") {
     CHECK(ro[999] == 1998.0);
     CHECK_THROWS_AS(shared_array<double>::map_file(path, procpool::map_mode::read_only), std::invalid_argument);
     CHECK_THROWS_AS(shared_array<double>::map_file(dir.file("missing")), std::system_error);
+    // The path as any of its usual spellings: std::filesystem::path, std::string, a C string.
+    CHECK(shared_array<const double>::map_file(std::filesystem::path(path)).size() == 1000);
+    CHECK(shared_array<const double>::map_file(path.c_str())[999] == 1998.0);
+    CHECK_THROWS_AS(shared_array<const double>::map_file(std::filesystem::path(dir.file("missing"))), std::system_error);
 }
 
 TEST_CASE("shared memory: a share frame announcing more memory than it brings is a protocol_error", "[shm]") {

@@ -49,12 +49,11 @@
 #include <bit>
 #include <bitset>
 #include <chrono>
-#include <complex>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <functional>
 #include <limits>
 #include <list>
@@ -154,6 +153,25 @@ enum class kind {
     aggregate,
 };
 
+// std::filesystem::path and std::complex are recognized by what they offer, not by name, so that this header needs
+// neither <filesystem> nor <complex> (together about a fifth of what a file that includes procpool parses): a file
+// that has a path or a complex value to send has included its header already.
+template <class U>
+concept path_like = requires(const U& p) {
+    typename U::string_type;
+    p.native();
+    { p.generic_u8string() } -> std::same_as<std::u8string>;
+} && std::is_constructible_v<U, std::u8string>;
+
+template <class T>
+struct is_complex : std::false_type {};
+template <template <class> class C, class T>
+    requires requires(const C<T>& c) {
+        { c.real() } -> std::same_as<T>;
+        { c.imag() } -> std::same_as<T>;
+    } && std::is_same_v<typename C<T>::value_type, T> && std::is_constructible_v<C<T>, T, T>
+struct is_complex<C<T>> : std::true_type {};
+
 template <class T>
 struct is_bitset : std::false_type {};
 template <std::size_t N>
@@ -190,9 +208,9 @@ consteval kind kind_of() {
     else if constexpr (is_spec_v<U, std::chrono::duration>) return kind::duration;
     else if constexpr (is_spec_v<U, std::chrono::time_point>) return kind::time_point;
     else if constexpr (is_spec_v<U, std::unique_ptr>) return kind::unique_ptr;
-    else if constexpr (std::is_same_v<U, std::filesystem::path>) return kind::path;
+    else if constexpr (path_like<U>) return kind::path;
     else if constexpr (is_bitset<U>::value) return kind::bitset;
-    else if constexpr (is_spec_v<U, std::complex>) return kind::complex;
+    else if constexpr (is_complex<U>::value) return kind::complex;
     else if constexpr (std::is_class_v<U> && std::is_aggregate_v<U>) return kind::aggregate;
     else return kind::unsupported;
 }
@@ -877,7 +895,7 @@ T reader::read() {
         return U{read<typename U::duration>()};
     } else if constexpr (k == kind::path) {
         auto s = read<std::string>();
-        return std::filesystem::path(std::u8string(reinterpret_cast<const char8_t*>(s.data()), s.size()));
+        return U(std::u8string(reinterpret_cast<const char8_t*>(s.data()), s.size()));
     } else if constexpr (k == kind::bitset) {
         constexpr std::size_t n = detail::is_bitset<U>::bits;
         U out;

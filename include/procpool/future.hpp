@@ -26,8 +26,9 @@
 #include <utility>
 #include <vector>
 
-#if defined(__cpp_impl_coroutine) && __has_include(<coroutine>)
-#include <coroutine>
+// co_await support needs no <coroutine> here: a coroutine's own file includes it, and the awaiter takes the
+// handle it is given as whatever type that is (std::coroutine_handle<P>), so files without coroutines skip the header.
+#if defined(__cpp_impl_coroutine)
 #define PROCPOOL_DETAIL_HAS_COROUTINES 1
 #else
 #define PROCPOOL_DETAIL_HAS_COROUTINES 0
@@ -372,7 +373,8 @@ public:
         [[nodiscard]] bool await_ready() const noexcept { return f_->is_ready(); }
         /// Resumes `h` from the task's done-callback; false (resume at once) when the task completed meanwhile.
         /// \throws std::future_error (no_state) when the future is not valid.
-        bool await_suspend(std::coroutine_handle<> h) {
+        template <class Handle> // std::coroutine_handle<P>
+        bool await_suspend(Handle h) {
             f_->require_state();
             std::function<void()> resume = [h] { h.resume(); };
             return f_->s_->add_callback(resume);

@@ -15,11 +15,9 @@
 #include <procpool/platform/library.hpp>
 #include <procpool/task.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstring>
-#include <filesystem>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -83,48 +81,10 @@ inline plugin_list& plugins() {
 /// Loads a plugin (a shared library with PROCPOOL_PLUGIN()) into this process and registers its tasks. Pools
 /// load it into their workers too, before the next task. Loading a path twice does nothing.
 /// \throws plugin_error (cannot load, not a plugin, other procpool version), registry_error (duplicate names).
-inline void load_plugin(const std::string& path) {
-    std::error_code ec;
-    auto abs = std::filesystem::canonical(path, ec);
-    if (ec) throw plugin_error("procpool: cannot load plugin \"" + path + "\": " + ec.message());
-    std::string where = abs.string();
-    auto& list = detail::plugins();
-    std::lock_guard lock(list.mutex);
-    if (std::find(list.paths.begin(), list.paths.end(), where) != list.paths.end()) return;
-    auto& reg = detail::registry::instance();
-    std::string err;
-    reg.set_loading(where); // tasks that register into our registry while it loads are the plugin's
-    void* lib = platform::load_library(where, err);
-    reg.set_loading("");
-    if (!lib) throw plugin_error("procpool: cannot load plugin \"" + where + "\": " + err);
-    void* sym = platform::find_symbol(lib, detail::plugin_entry_name);
-    if (!sym)
-        throw plugin_error("procpool: \"" + where + "\" is not a procpool plugin: it exports no " +
-                           detail::plugin_entry_name + ". Add PROCPOOL_PLUGIN(); to one of its source files.");
-    detail::plugin_entry_fn entry = nullptr;
-    static_assert(sizeof entry == sizeof sym);
-    std::memcpy(&entry, &sym, sizeof entry); // object to function pointer: what dlsym returns
-    struct ctx_t {
-        std::string plugin;
-    } ctx{where};
-    int rc = entry(PROCPOOL_VERSION, &ctx, [](void* c, const detail::plugin_task* t) {
-        detail::registry::instance().add(
-            detail::task_entry{t->name, t->signature, t->invoke, t->origin, static_cast<ctx_t*>(c)->plugin});
-    });
-    if (rc != 0)
-        throw plugin_error("procpool: plugin \"" + where + "\" was built with procpool version " + std::to_string(rc) +
-                           ", this program with " + std::to_string(PROCPOOL_VERSION) + ". Rebuild the plugin.");
-    list.paths.push_back(where);
-    list.count.store(list.paths.size(), std::memory_order_release);
-    reg.verify();
-}
+PROCPOOL_DECL void load_plugin(const std::string& path);
 
 /// The plugins loaded into this process, in load order (absolute paths).
-[[nodiscard]] inline std::vector<std::string> loaded_plugins() {
-    auto& list = detail::plugins();
-    std::lock_guard lock(list.mutex);
-    return list.paths;
-}
+[[nodiscard]] PROCPOOL_DECL std::vector<std::string> loaded_plugins();
 
 namespace detail {
 
@@ -137,7 +97,9 @@ inline void load_plugins(const std::vector<std::string>& paths) {
 template <std::size_t N>
 struct fixed_string {
     char data[N]{};
-    constexpr fixed_string(const char (&s)[N]) { std::copy_n(s, N, data); }
+    constexpr fixed_string(const char (&s)[N]) {
+        for (std::size_t i = 0; i < N; ++i) data[i] = s[i];
+    }
     [[nodiscard]] constexpr std::string_view view() const { return {data, N - 1}; }
 };
 
@@ -227,5 +189,9 @@ PROCPOOL_END_NAMESPACE
 /// double(shape));` then `pool.submit<geo_area>(s)`. Put it in a header the plugin ships.
 #define PROCPOOL_DECLARE_TASK(ident, task_name, ...)                                                                   \
     inline constexpr ::procpool::declared_task<__VA_ARGS__, task_name> ident {}
+
+#if PROCPOOL_HEADER_ONLY
+#include <procpool/detail/plugin_impl.hpp>
+#endif
 
 #endif // PROCPOOL_PLUGIN_HPP

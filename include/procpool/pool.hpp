@@ -19,7 +19,6 @@
 #include <procpool/task.hpp>
 #include <procpool/worker.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -476,7 +475,7 @@ inline std::size_t pool::default_chunksize(std::size_t total) const noexcept {
     // early and the workers start while the rest is encoded.
     if (per_task_) return 1; // every item in a fresh process, as every task
     const std::size_t parts = std::max<std::size_t>(1, size()) * 4;
-    return std::clamp<std::size_t>(total / parts + (total % parts ? 1 : 0), 1, 16384);
+    return std::min<std::size_t>(std::max<std::size_t>(total / parts + (total % parts ? 1 : 0), 1), 16384);
 }
 
 namespace detail {

@@ -6,7 +6,6 @@
 #include <procpool/config.hpp>
 #include <procpool/platform/this_process.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>

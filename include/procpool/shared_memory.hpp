@@ -7,12 +7,13 @@
 #include <procpool/config.hpp>
 #include <procpool/detail/shared_handles.hpp>
 
+#include <concepts>
 #include <cstddef>
-#include <filesystem>
 #include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 PROCPOOL_BEGIN_NAMESPACE
@@ -106,21 +107,17 @@ public:
     /// writes go to the file; a read-only mapping needs `shared_array<const T>`. \throws std::system_error when the
     /// file cannot be opened, std::invalid_argument when its size is not a whole number of T or the mode does not
     /// fit T.
-    [[nodiscard]] static shared_array map_file(const std::filesystem::path& path,
-                                               map_mode mode = std::is_const_v<T> ? map_mode::read_only
-                                                                                  : map_mode::read_write) {
-        const bool writable = mode == map_mode::read_write;
-        if (!writable && !std::is_const_v<T>)
-            throw std::invalid_argument("procpool: map_file(read_only) needs a read-only view: use "
-                                        "shared_array<const T>::map_file");
-        std::size_t bytes = 0;
-        auto h = platform::open_file_for_mapping(path.string(), writable, bytes);
-        if (bytes % sizeof(T)) {
-            platform::close_shared_memory(h);
-            throw std::invalid_argument("procpool: " + path.string() + " has " + std::to_string(bytes) +
-                                        " bytes, not a whole number of " + std::to_string(sizeof(T)) + "-byte elements");
+    /// `path` is a std::filesystem::path, a std::string or a C string (any type with `.string()`, or convertible to
+    /// std::string_view); taking it as a template spares every file that includes procpool the <filesystem> header.
+    template <class Path>
+        requires std::is_convertible_v<const Path&, std::string_view> || requires(const Path& p) {
+            { p.string() } -> std::convertible_to<std::string>;
         }
-        return shared_array(detail::make_shared_core(h, bytes, writable), detail::shared_view_tag{});
+    [[nodiscard]] static shared_array map_file(const Path& path, map_mode mode = std::is_const_v<T> ? map_mode::read_only
+                                                                                          : map_mode::read_write) {
+        if constexpr (std::is_convertible_v<const Path&, std::string_view>)
+            return map_file_named(std::string(std::string_view(path)), mode);
+        else return map_file_named(path.string(), mode);
     }
 
     /// A read-only view of the same memory.
@@ -159,6 +156,21 @@ public:
     shared_array(std::shared_ptr<detail::shared_core> c, detail::shared_view_tag) noexcept : core_(std::move(c)) {}
 
 private:
+    static shared_array map_file_named(const std::string& path, map_mode mode) {
+        const bool writable = mode == map_mode::read_write;
+        if (!writable && !std::is_const_v<T>)
+            throw std::invalid_argument("procpool: map_file(read_only) needs a read-only view: use "
+                                        "shared_array<const T>::map_file");
+        std::size_t bytes = 0;
+        auto h = platform::open_file_for_mapping(path, writable, bytes);
+        if (bytes % sizeof(T)) {
+            platform::close_shared_memory(h);
+            throw std::invalid_argument("procpool: " + path + " has " + std::to_string(bytes) +
+                                        " bytes, not a whole number of " + std::to_string(sizeof(T)) + "-byte elements");
+        }
+        return shared_array(detail::make_shared_core(h, bytes, writable), detail::shared_view_tag{});
+    }
+
     std::shared_ptr<detail::shared_core> core_;
 };
 

@@ -8,7 +8,6 @@
 #include <procpool/detail/per_thread.hpp>
 #include <procpool/error.hpp>
 
-#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>

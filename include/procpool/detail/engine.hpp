@@ -11,7 +11,6 @@
 #include <procpool/future.hpp>
 #include <procpool/platform/types.hpp>
 
-#include <algorithm>
 #include <cstddef>
 #include <exception>
 #include <memory>
@@ -64,7 +63,8 @@ public:
 /// is not queued (sent to a worker already, or done).
 template <class Queue>
 bool cancel_queued(Queue& queue, state_base& s) {
-    auto it = std::find_if(queue.begin(), queue.end(), [&](const auto& j) { return j.state.get() == &s; });
+    auto it = queue.begin();
+    while (it != queue.end() && it->state.get() != &s) ++it;
     if (it == queue.end()) return false;
     it->state->fail(std::make_exception_ptr(task_cancelled("procpool: task \"" + s.task + "\" was cancelled")));
     queue.erase(it);

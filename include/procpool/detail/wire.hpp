@@ -18,7 +18,6 @@
 #include <procpool/error.hpp>
 #include <procpool/task.hpp>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
