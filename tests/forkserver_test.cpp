@@ -10,6 +10,7 @@
 
 #if PROCPOOL_POSIX
 
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>

@@ -6,6 +6,7 @@
 
 #include <procpool/procpool.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>

@@ -10,6 +10,7 @@
 #include <procpool/mpi.hpp>
 #include <procpool/shared_memory.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
