@@ -6,8 +6,8 @@
 #   quick0   examples/quickstart.cpp at -O0
 #   quick2   examples/quickstart.cpp at -O2
 # each header-only (the default) and with PROCPOOL_SEPARATE_COMPILATION (separate), plus src/procpool.cpp, the one
-# file that separate mode compiles once per program; and each as a ratio to `std` measured in the same run (compare
-# ratios, not seconds: the machine's load varies). Times are the compiler's CPU time (user + system), which a
+# file that separate mode compiles once per program; and each as a ratio to `std`, whose compiles alternate with the
+# row's own (compare ratios, not seconds: the machine's speed varies). Times are the compiler's CPU time (user + system), which a
 # loaded machine disturbs less than the wall clock.
 #   bash bench/compile_times.sh [compiler] [runs]        (defaults: g++-12, 3)
 set -euo pipefail
@@ -32,28 +32,29 @@ int main() {}
 EOF
 printf '#include <procpool/procpool.hpp>\nint main() {}\n' >"$tmp/include.cpp"
 
-# best <args...>: the least CPU time of $runs compiles, in seconds.
-best() {
-    local b="" s TIMEFORMAT='%U %S'
-    for ((i = 0; i < runs; ++i)); do
-        s=$({ time "$cxx" -std=c++20 -I"$repo/include" -c -o "$tmp/out.o" "$@" 2>"$tmp/err"; } 2>&1) ||
-            { cat "$tmp/err" >&2; exit 1; }
-        s=$(awk -v t="$s" 'BEGIN { split(t, a, " "); print a[1] + a[2] }')
-        if [[ -z $b ]] || awk -v s="$s" -v b="$b" 'BEGIN { exit !(s < b) }'; then b=$s; fi
-    done
-    printf '%.2f' "$b"
+# cpu <args...>: the CPU time of one compile, in seconds.
+cpu() {
+    local s TIMEFORMAT='%U %S'
+    s=$({ time "$cxx" -std=c++20 -I"$repo/include" -c -o "$tmp/out.o" "$@" 2>"$tmp/err"; } 2>&1) ||
+        { cat "$tmp/err" >&2; exit 1; }
+    awk -v t="$s" 'BEGIN { split(t, a, " "); print a[1] + a[2] }'
 }
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a < b) ? a : b }'; }
 
 sep=-DPROCPOOL_SEPARATE_COMPILATION
-std=$(best -O0 "$tmp/std.cpp")
-ratio() { awk -v a="$1" -v b="$std" 'BEGIN { printf "%.2f", a / b }'; }
-echo "compile times with $cxx, best of $runs ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')):"
-printf '  %-52s %6s s\n' "typical standard headers -O0 (baseline)" "$std"
+# Each row alternates its compiles with the baseline's and divides the least of each: this machine's speed drifts
+# over minutes, and a baseline measured once at the start would move every later ratio with it.
+std_all=""
+echo "compile times with $cxx, least of $runs, each row alternated with the baseline ($(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')):"
 row() { # <label> <compiler args...>
-    local label=$1 t
+    local label=$1 t="" b="" i
     shift
-    t=$(best "$@")
-    printf '  %-52s %6s s  %5sx\n' "$label" "$t" "$(ratio "$t")"
+    for ((i = 0; i < runs; ++i)); do
+        b=$(min "$(cpu -O0 "$tmp/std.cpp")" "$b")
+        t=$(min "$(cpu "$@")" "$t")
+    done
+    std_all=$(min "$b" "$std_all")
+    printf '  %-52s %6.2f s  %5.2fx  (baseline %.2f s)\n' "$label" "$t" "$(awk -v a="$t" -v b="$b" 'BEGIN { print a / b }')" "$b"
 }
 row "#include <procpool/procpool.hpp> only, header-only" -O0 "$tmp/include.cpp"
 row "#include <procpool/procpool.hpp> only, separate" -O0 $sep "$tmp/include.cpp"
@@ -63,3 +64,4 @@ row "examples/quickstart.cpp -O2, header-only" -O2 "$repo/examples/quickstart.cp
 row "examples/quickstart.cpp -O2, separate" -O2 $sep "$repo/examples/quickstart.cpp"
 row "src/procpool.cpp -O0 (separate; once per program)" -O0 $sep "$repo/src/procpool.cpp"
 row "src/procpool.cpp -O2 (separate; once per program)" -O2 $sep "$repo/src/procpool.cpp"
+printf '  %-52s %6.2f s\n' "typical standard headers -O0 (baseline), least" "$std_all"

@@ -594,7 +594,7 @@ private:
                 running_[slot] = st;
             }
             st->listen(this, slot);
-            engine.submit(job{st, std::move(frame), timeout, std::move(contexts), {}});
+            engine.submit(job{st, std::move(frame), timeout, std::move(contexts)});
         } catch (...) {
             // Refused here (corrupt frame, closed pool): the job fails alone. A listened state gets there itself.
             if (st->done.load(std::memory_order_acquire)) return;

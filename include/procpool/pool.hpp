@@ -387,12 +387,7 @@ private:
     /// The parent's contexts now, shared with the previous capture when nothing changed (so dispatch compares
     /// pointers). Nothing when no context is registered, or in process (the caller's state is live there).
     PROCPOOL_DECL std::shared_ptr<const detail::context_snapshot> capture_contexts();
-    void enqueue(detail::job j) {
-        check_owner();
-        detail::check_shareable(j.shared(), engine_->remote());
-        detail::callbacks_after run; // states a dispatch completed (a send to a dead worker...)
-        engine_->submit(std::move(j));
-    }
+    void enqueue(detail::job j); // checks the owner and what the job shares, then hands it to the engine
 
     start_method method_;
     bool per_task_ = false; // isolation_mode::per_task: map's default chunk is one item (one process each)
@@ -433,15 +428,14 @@ future<typename detail::checked_result<Task, Args...>::type> pool::submit_with(c
     }
     detail::begin_frame(j.frame, detail::expected_task_bytes<Args...>(st->task, lend ? 0 : big));
     detail::write_job_head(j.frame, st->id, st->task);
-    std::vector<detail::lent_run> lent;
-    std::vector<detail::shared_ref> shared;
+    detail::job_parts parts;
     {
         // Shared buffers go ahead of the frame, out of band (or, to other machines, as copies inside it).
-        detail::collect_shared collect(shared, engine_->copies_shared());
-        detail::encode_call<Task>(j.frame, lend ? &lent : nullptr, std::forward<Args>(args)...);
+        detail::collect_shared collect(parts.shared, engine_->copies_shared());
+        detail::encode_call<Task>(j.frame, lend ? &parts.lent : nullptr, std::forward<Args>(args)...);
     }
-    detail::finish_frame(j.frame, detail::frame_type::task, detail::lent_bytes(lent));
-    j.keep(std::move(lent), std::move(shared));
+    detail::finish_frame(j.frame, detail::frame_type::task, detail::lent_bytes(parts.lent));
+    j.keep(std::move(parts));
     enqueue(std::move(j));
     return future<R>(std::move(st));
 }
@@ -459,13 +453,13 @@ future<R> pool::submit_by_name(std::string_view name, Args&&... args) {
     detail::begin_frame(j.frame, detail::expected_task_bytes<Args...>(st->task, detail::all_contents_bytes(args...)));
     detail::write_job_head(j.frame, st->id, st->task);
     writer w(j.frame);
-    std::vector<detail::shared_ref> shared;
+    detail::job_parts parts;
     {
-        detail::collect_shared collect(shared, engine_->copies_shared());
+        detail::collect_shared collect(parts.shared, engine_->copies_shared());
         (w.write(args), ...);
     }
     detail::finish_frame(j.frame, detail::frame_type::task);
-    j.keep({}, std::move(shared));
+    j.keep(std::move(parts));
     enqueue(std::move(j));
     return future<R>(std::move(st));
 }
@@ -502,18 +496,18 @@ std::shared_ptr<detail::batch_state<task_result_t<Task>>> pool::submit_chunk(It&
     std::size_t k = 0;
     // Items are encoded straight into the chunk's frame, each as a length-prefixed blob. An item that cannot be
     // encoded throws here; chunks sent before it run.
-    std::vector<detail::shared_ref> shared;
+    detail::job_parts parts;
     for (; k < n && it != end; ++k, ++it) {
         const auto at = detail::reserve_item_length(j.frame); // known once the item is encoded
         decltype(auto) e = *it;
-        detail::collect_shared collect(shared, engine_->copies_shared());
+        detail::collect_shared collect(parts.shared, engine_->copies_shared());
         detail::encode_item<Task>(j.frame, std::forward<decltype(e)>(e));
         detail::finish_item(j.frame, at);
     }
     detail::patch_u64(j.frame, count_at, k);
     st->values.resize(k);
     detail::finish_frame(j.frame, detail::frame_type::batch);
-    j.keep({}, std::move(shared));
+    j.keep(std::move(parts));
     enqueue(std::move(j));
     return st;
 }

@@ -16,6 +16,7 @@
 #include <procpool/detail/context_impl.hpp>
 #include <procpool/detail/error_impl.hpp>
 #include <procpool/detail/future_impl.hpp>
+#include <procpool/detail/job_impl.hpp>
 #include <procpool/detail/plugin_impl.hpp>
 #include <procpool/detail/pool_impl.hpp>
 #include <procpool/detail/shared_handles_impl.hpp>

@@ -34,7 +34,21 @@ struct job_extras {
     std::vector<shared_ref> shared;    // the shared buffers its arguments refer to: alive until it is answered
 };
 
-/// A job waiting for, or running in, a worker: its state and its ready-to-send frame.
+/// What encoding a job's arguments collects besides its frame: the runs lent from the caller's arguments and the
+/// shared buffers they refer to (most jobs: neither). Made and destroyed out of line in separate mode, so that a
+/// file that submits does not compile these vectors' operations.
+struct job_parts {
+    std::vector<lent_run> lent;
+    std::vector<shared_ref> shared;
+    PROCPOOL_DECL job_parts() noexcept;
+    PROCPOOL_DECL ~job_parts();
+    job_parts(const job_parts&) = delete;
+    job_parts& operator=(const job_parts&) = delete;
+};
+
+/// A job waiting for, or running in, a worker: its state and its ready-to-send frame. Its constructors, destructor and
+/// the members that touch the extras are compiled once in separate mode (detail/job_impl.hpp): a file that submits
+/// then does not compile the extras' vectors again.
 struct job {
     std::shared_ptr<state_base> state;
     std::vector<std::byte> frame;
@@ -42,63 +56,36 @@ struct job {
     std::shared_ptr<const context_snapshot> contexts{}; // the parent's contexts when it was submitted
     std::unique_ptr<job_extras> rare{};                  // null while the job has none of them
 
-    /// The extras, made on first use (to add to them).
-    job_extras& extras() {
-        if (!rare) rare = std::make_unique<job_extras>();
-        return *rare;
-    }
-    [[nodiscard]] const std::vector<lent_run>& lent() const noexcept { return rare ? rare->lent : none<lent_run>(); }
-    [[nodiscard]] const std::vector<shared_ref>& shared() const noexcept {
-        return rare ? rare->shared : none<shared_ref>();
-    }
-    [[nodiscard]] bool has_lent() const noexcept { return rare && !rare->lent.empty(); }
-    /// Keeps what encoding collected (most jobs have neither: then nothing is allocated).
-    void keep(std::vector<lent_run>&& lent, std::vector<shared_ref>&& shared) {
-        if (lent.empty() && shared.empty()) return;
-        auto& x = extras();
-        x.lent = std::move(lent);
-        x.shared = std::move(shared);
-    }
-    /// Once the lent bytes are written (or copied): the caller's objects are not referred to any more.
-    void forget_lent() noexcept {
-        if (rare) rare->lent.clear();
-    }
+    PROCPOOL_DECL job() noexcept;
+    PROCPOOL_DECL job(std::shared_ptr<state_base> s, std::vector<std::byte> f, std::int64_t timeout,
+                      std::shared_ptr<const context_snapshot> ctx) noexcept;
+    PROCPOOL_DECL job(job&&) noexcept;
+    PROCPOOL_DECL job& operator=(job&&) noexcept;
+    PROCPOOL_DECL ~job();
 
-private:
-    template <class T>
-    static const std::vector<T>& none() noexcept {
-        static const std::vector<T> empty;
-        return empty;
-    }
+    /// The extras, made on first use (to add to them).
+    PROCPOOL_DECL job_extras& extras();
+    [[nodiscard]] PROCPOOL_DECL const std::vector<lent_run>& lent() const noexcept;
+    [[nodiscard]] PROCPOOL_DECL const std::vector<shared_ref>& shared() const noexcept;
+    [[nodiscard]] PROCPOOL_DECL bool has_lent() const noexcept;
+    /// Keeps what encoding collected (most jobs have neither: then nothing is allocated).
+    PROCPOOL_DECL void keep(job_parts&& parts);
+    /// Once the lent bytes are written (or copied): the caller's objects are not referred to any more.
+    PROCPOOL_DECL void forget_lent() noexcept;
 };
 
 /// Bytes of all the lent runs.
-inline std::size_t lent_bytes(const std::vector<lent_run>& runs) noexcept {
-    std::size_t n = 0;
-    for (const auto& r : runs) n += r.bytes.size();
-    return n;
-}
+PROCPOOL_DECL std::size_t lent_bytes(const std::vector<lent_run>& runs) noexcept;
 
 /// Makes `j.frame` whole: copies the lent runs into it (for a job that may be sent again, or later).
-inline void take_lent(job& j) {
-    if (!j.has_lent()) return;
-    auto& lent = j.rare->lent;
-    std::vector<std::byte> whole;
-    whole.reserve(j.frame.size() + lent_bytes(lent));
-    std::size_t at = 0;
-    for (const auto& r : lent) {
-        whole.insert(whole.end(), j.frame.begin() + static_cast<std::ptrdiff_t>(at),
-                     j.frame.begin() + static_cast<std::ptrdiff_t>(r.at));
-        whole.insert(whole.end(), r.bytes.begin(), r.bytes.end());
-        at = r.at;
-    }
-    whole.insert(whole.end(), j.frame.begin() + static_cast<std::ptrdiff_t>(at), j.frame.end());
-    j.frame = std::move(whole);
-    lent.clear();
-}
+PROCPOOL_DECL void take_lent(job& j);
 
 } // namespace detail
 
 PROCPOOL_END_NAMESPACE
+
+#if PROCPOOL_HEADER_ONLY
+#include <procpool/detail/job_impl.hpp>
+#endif
 
 #endif // PROCPOOL_DETAIL_JOB_HPP

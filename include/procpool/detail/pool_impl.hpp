@@ -65,6 +65,13 @@ PROCPOOL_DECL pool::~pool() {
     }
 }
 
+PROCPOOL_DECL void pool::enqueue(detail::job j) {
+    check_owner();
+    detail::check_shareable(j.shared(), engine_->remote());
+    detail::callbacks_after run; // states a dispatch completed (a send to a dead worker...)
+    engine_->submit(std::move(j));
+}
+
 PROCPOOL_DECL void pool::check_owner() const {
     if (platform::cached_pid() != owner_) // runs on every submit: no system call
         throw error("procpool: this pool belongs to process " + std::to_string(owner_) +

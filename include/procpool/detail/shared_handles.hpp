@@ -164,15 +164,8 @@ inline bool& shared_by_value() noexcept {
 /// Collects the buffers encoded while it lives into `into` (or, `by_value`, writes their contents instead).
 class collect_shared {
 public:
-    explicit collect_shared(std::vector<shared_ref>& into, bool by_value = false) noexcept
-        : prev_(shared_sink()), prev_by_value_(shared_by_value()) {
-        shared_sink() = &into;
-        shared_by_value() = by_value;
-    }
-    ~collect_shared() {
-        shared_sink() = prev_;
-        shared_by_value() = prev_by_value_;
-    }
+    PROCPOOL_DECL explicit collect_shared(std::vector<shared_ref>& into, bool by_value = false) noexcept;
+    PROCPOOL_DECL ~collect_shared();
     collect_shared(const collect_shared&) = delete;
     collect_shared& operator=(const collect_shared&) = delete;
 

@@ -23,6 +23,16 @@ PROCPOOL_BEGIN_NAMESPACE
 
 namespace detail {
 
+PROCPOOL_DECL collect_shared::collect_shared(std::vector<shared_ref>& into, bool by_value) noexcept
+    : prev_(shared_sink()), prev_by_value_(shared_by_value()) {
+    shared_sink() = &into;
+    shared_by_value() = by_value;
+}
+PROCPOOL_DECL collect_shared::~collect_shared() {
+    shared_sink() = prev_;
+    shared_by_value() = prev_by_value_;
+}
+
 PROCPOOL_DECL void shared_table::add(const std::shared_ptr<shared_core>& c, bool read_only) {
     std::lock_guard lk(m_);
     mapped_[shared_key(c->id, read_only)] = c;

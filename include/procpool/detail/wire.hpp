@@ -148,12 +148,7 @@ struct template_record {
 
 /// Writes the head of a task or batch frame into `buf` (after begin_frame): the job's id and the task's name. A
 /// task's arguments follow to the end of the frame; a batch's count and length-prefixed items (batch_items).
-inline void write_job_head(std::vector<std::byte>& buf, std::uint64_t id, std::string_view task) {
-    writer w(buf);
-    w.write(id);
-    w.write(static_cast<std::uint64_t>(task.size())); // as a std::string is encoded: count, then bytes
-    w.write_bytes(task.data(), task.size());
-}
+PROCPOOL_DECL void write_job_head(std::vector<std::byte>& buf, std::uint64_t id, std::string_view task);
 
 /// The head of a task or batch frame, as write_job_head wrote it. \throws protocol_error.
 struct job_head {
@@ -169,28 +164,16 @@ inline job_head read_job_head(reader& r) {
 
 /// In a batch frame, one item's length is written before its bytes, once they are encoded: reserve_item_length
 /// keeps its place, finish_item writes it.
-inline std::size_t reserve_item_length(std::vector<std::byte>& buf) {
-    writer(buf).write(std::uint64_t{0});
-    return buf.size() - 8;
-}
+PROCPOOL_DECL std::size_t reserve_item_length(std::vector<std::byte>& buf);
 /// Overwrites the 8 bytes at `at` (kept by reserve_item_length) with `v`, little-endian as the codec writes it.
-inline void patch_u64(std::vector<std::byte>& buf, std::size_t at, std::uint64_t v) {
-    for (std::size_t b = 0; b < 8; ++b) buf[at + b] = static_cast<std::byte>((v >> (8 * b)) & 0xff);
-}
-inline void finish_item(std::vector<std::byte>& buf, std::size_t at) {
-    patch_u64(buf, at, static_cast<std::uint64_t>(buf.size() - at - 8));
-}
+PROCPOOL_DECL void patch_u64(std::vector<std::byte>& buf, std::size_t at, std::uint64_t v);
+PROCPOOL_DECL void finish_item(std::vector<std::byte>& buf, std::size_t at);
 
 /// Starts a frame in `buf` (reserving the header); finish_frame fills it in. `expected`: the payload bytes the
 /// caller expects to write, reserved at once: a task's frame is then one allocation, not one per field. At least
 /// 64 bytes: measured (P2, alternating runs), a tiny task's frame reserved at its exact size (29 bytes) made one
 /// submit each about 8 % slower than 64, and 96 cost 3 MiB more per 100k queued tasks for no gain.
-inline void begin_frame(std::vector<std::byte>& buf, std::size_t expected = 0) {
-    constexpr std::size_t least = 64;
-    buf.clear();
-    if (buf.capacity() < frame_header_size + expected) buf.reserve(std::max(least, frame_header_size + expected));
-    buf.resize(frame_header_size);
-}
+PROCPOOL_DECL void begin_frame(std::vector<std::byte>& buf, std::size_t expected = 0);
 
 /// The payload bytes of a task's frame, about: its head (id, name) and each argument's size in memory (a scalar's
 /// or an aggregate's encoding is that long) plus `contents`, the bytes its strings and containers hold.
@@ -206,15 +189,7 @@ constexpr std::size_t expected_task_bytes(std::string_view task, std::size_t con
 /// \throws protocol_error when the payload does not fit the 32-bit length field (rather than wrap the length and
 /// desynchronize the stream).
 /// `lent`: payload bytes sent from elsewhere after `buf`'s (a job's lent arguments).
-inline void finish_frame(std::vector<std::byte>& buf, frame_type type, std::size_t lent = 0) {
-    const std::size_t size = buf.size() - frame_header_size + lent;
-    if (size > 0xffffffffu) throw_frame_too_large(type, size);
-    auto len = static_cast<std::uint32_t>(size);
-    std::byte h[frame_header_size];
-    for (int i = 0; i < 4; ++i) h[i] = static_cast<std::byte>((len >> (8 * i)) & 0xff);
-    h[4] = static_cast<std::byte>(type);
-    std::memcpy(buf.data(), h, frame_header_size);
-}
+PROCPOOL_DECL void finish_frame(std::vector<std::byte>& buf, frame_type type, std::size_t lent = 0);
 
 template <class Msg>
 std::vector<std::byte> make_frame(frame_type type, const Msg& m) {
