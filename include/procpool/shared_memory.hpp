@@ -108,7 +108,7 @@ public:
     /// file cannot be opened, std::invalid_argument when its size is not a whole number of T or the mode does not
     /// fit T.
     /// `path` is a std::filesystem::path, a std::string or a C string (any type with `.string()`, or convertible to
-    /// std::string_view); taking it as a template spares every file that includes procpool the <filesystem> header.
+    /// std::string_view); taking it as a template spares every file that includes procpool the `<filesystem>` header.
     template <class Path>
         requires std::is_convertible_v<const Path&, std::string_view> || requires(const Path& p) {
             { p.string() } -> std::convertible_to<std::string>;
